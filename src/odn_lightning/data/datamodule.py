@@ -1,0 +1,145 @@
+"""The LightningDataModule: split folders -> records -> datasets -> loaders."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .dataset import LandmarkDataset
+from .readers import FaceRecord, read_pts_folder
+from .schemes import get_scheme
+from .transforms import CropAugmentation, apply_matrix, photometric_augmentation, to_normalised
+
+
+class DataRootError(FileNotFoundError):
+    """`data.root` is missing or incomplete; the message says how to obtain the data."""
+
+
+class LandmarkDataModule(L.LightningDataModule):
+    """Faces in the 300W on-disk layout (an image and a `.pts` per face, one folder per subset).
+
+    `splits` maps each split name to the folders (relative to `root`) it is made of, so 300W's
+    `common` is `[lfpw/testset, helen/testset]` and the synthetic `full` is `[common, challenging]`.
+    With `synthetic` set, the folders are generated under `root` on first use.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        root: str,
+        splits: Mapping[str, Sequence[str]],
+        train_split: str = "train",
+        val_split: str = "val",
+        test_splits: Sequence[str] = ("common", "challenging", "full"),
+        scheme: str = "ibug68",
+        num_landmarks: int = 68,
+        image_size: int = 224,
+        crop_margin: float = 0.25,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 2,
+        pin_memory: bool = False,
+        augmentation: Mapping | None = None,
+        photometric: Mapping | None = None,
+        synthetic: Mapping | None = None,
+        how_to_get: str = "",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self.scheme = get_scheme(scheme)
+        if self.scheme.num_points != num_landmarks:
+            raise ValueError(
+                f"data.num_landmarks={num_landmarks} but scheme '{scheme}' has {self.scheme.num_points} points"
+            )
+        for split in (train_split, val_split, *test_splits):
+            if split not in splits:
+                raise ValueError(f"data split '{split}' is not defined in data.splits ({sorted(splits)})")
+        self.root = Path(root)
+        self.datasets: dict[str, LandmarkDataset] = {}
+
+    @property
+    def eval_split_names(self) -> list[str]:
+        return [self.hparams.val_split, *self.hparams.test_splits]
+
+    @property
+    def test_split_names(self) -> list[str]:
+        return list(self.hparams.test_splits)
+
+    def prepare_data(self) -> None:
+        synthetic = self.hparams.synthetic
+        if synthetic is not None and synthetic.get("generate", True):
+            from .synthetic import ensure_synthetic
+
+            ensure_synthetic(
+                self.root, dict(synthetic["sizes"]), seed=synthetic["seed"], image_size=synthetic["image_size"]
+            )
+        self._check_root()
+
+    def _check_root(self) -> None:
+        hint = self.hparams.how_to_get.strip()
+        if not self.root.is_dir():
+            raise DataRootError(f"data.root={self.root} does not exist. {hint}".strip())
+        for split, folders in self.hparams.splits.items():
+            for folder in folders:
+                if not (self.root / folder).is_dir():
+                    raise DataRootError(
+                        f"data.root={self.root} has no folder '{folder}' (needed by split '{split}'). {hint}".strip()
+                    )
+
+    def records(self, split: str) -> list[FaceRecord]:
+        return [r for folder in self.hparams.splits[split] for r in read_pts_folder(self.root / folder)]
+
+    def _dataset(self, split: str, train: bool) -> LandmarkDataset:
+        hp = self.hparams
+        augmentation = photometric = None
+        if train:
+            augmentation = CropAugmentation(**(hp.augmentation or {}))
+            photometric = photometric_augmentation(**(hp.photometric or {}))
+        return LandmarkDataset(
+            self.records(split), self.scheme, split, hp.image_size, hp.crop_margin, augmentation, photometric
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        self._check_root()
+        hp = self.hparams
+        wanted = {"fit": [hp.train_split, hp.val_split], "validate": [hp.val_split]}.get(stage, [])
+        if stage in (None, "test", "predict"):
+            wanted = list(hp.test_splits) + ([hp.train_split, hp.val_split] if stage is None else [])
+        for split in wanted:
+            if split not in self.datasets:
+                self.datasets[split] = self._dataset(split, train=split == hp.train_split)
+
+    def mean_shape(self) -> torch.Tensor:
+        """Mean training shape in the evaluation crop's normalised frame: the trivial baseline."""
+        dataset = self.datasets.get(self.hparams.train_split) or self._dataset(self.hparams.train_split, False)
+        shapes = [
+            to_normalised(apply_matrix(dataset.eval_matrix(r), r.landmarks.astype(np.float64)), dataset.image_size)
+            for r in dataset.records
+        ]
+        return torch.from_numpy(np.mean(shapes, axis=0).astype(np.float32))
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        hp = self.hparams
+        return DataLoader(
+            self.datasets[split],
+            batch_size=hp.batch_size if train else (hp.eval_batch_size or hp.batch_size),
+            shuffle=train,
+            drop_last=train and len(self.datasets[split]) > hp.batch_size,
+            num_workers=hp.num_workers,
+            pin_memory=hp.pin_memory,
+            persistent_workers=hp.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.hparams.train_split, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.hparams.val_split, train=False)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [self._loader(split, train=False) for split in self.hparams.test_splits]

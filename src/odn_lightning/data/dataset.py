@@ -1,0 +1,100 @@
+"""A dataset of face records: reads each image, crops and augments it, returns a training sample."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .readers import FaceRecord
+from .schemes import LandmarkScheme
+from .transforms import (
+    CropAugmentation,
+    apply_matrix,
+    crop_matrix,
+    face_box,
+    jitter_matrix,
+    normalise_image,
+    to_normalised,
+    warp_crop,
+)
+
+
+def load_rgb(path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise OSError(f"{path}: cannot read the image (missing, truncated or not an image)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class LandmarkDataset(Dataset):
+    """Samples of one split: `image` (3, S, S) float, `landmarks` (L, 2) in [-1, 1] of the crop,
+    `visible` (L,) bool, `matrix` (2, 3) original-to-crop pixels, plus `index`, `split`, `image_path`.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[FaceRecord],
+        scheme: LandmarkScheme,
+        split: str,
+        image_size: int,
+        crop_margin: float,
+        augmentation: CropAugmentation | None = None,
+        photometric: A.Compose | None = None,
+    ) -> None:
+        self.records = list(records)
+        self.scheme = scheme
+        self.split = split
+        self.image_size = image_size
+        self.crop_margin = crop_margin
+        self.augmentation = augmentation
+        self.photometric = photometric
+        for record in self.records:
+            if len(record.landmarks) != scheme.num_points:
+                raise ValueError(
+                    f"{record.image_path}: {len(record.landmarks)} landmarks, but the "
+                    f"'{scheme.name}' scheme has {scheme.num_points}"
+                )
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def eval_matrix(self, record: FaceRecord) -> np.ndarray:
+        """The deterministic crop used for evaluation (and as the base of training crops)."""
+        return crop_matrix(face_box(record.landmarks), self.image_size, self.crop_margin)
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        matrix = self.eval_matrix(record)
+        landmarks = record.landmarks
+        visible = record.visible if record.visible is not None else np.ones(len(landmarks), dtype=bool)
+        if self.augmentation is not None:
+            # torch's generator is seeded per worker by the DataLoader, so this is reproducible by seed.
+            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
+            aug = self.augmentation
+            jitter, mirrored = jitter_matrix(
+                rng, self.image_size, aug.rotation, aug.scale, aug.translation, aug.flip
+            )
+            matrix = (jitter @ np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
+            if mirrored:
+                # After mirroring, point i of the scheme sits where point perm[i] was.
+                perm = np.asarray(self.scheme.flip_permutation)
+                landmarks, visible = landmarks[perm], visible[perm]
+        image = warp_crop(load_rgb(record.image_path), matrix, self.image_size)
+        if self.photometric is not None:
+            image = self.photometric(image=image)["image"]
+        points = to_normalised(apply_matrix(matrix, landmarks.astype(np.float64)), self.image_size)
+        return {
+            "image": torch.from_numpy(normalise_image(image)),
+            "landmarks": torch.from_numpy(points.astype(np.float32)),
+            "visible": torch.from_numpy(np.asarray(visible, dtype=bool)),
+            "has_visibility": record.visible is not None,
+            "matrix": torch.from_numpy(matrix),
+            "index": index,
+            "split": self.split,
+            "image_path": str(record.image_path),
+        }

@@ -1,0 +1,121 @@
+"""Face crops and augmentation.
+
+Geometry (crop, rotation, scale, translation, flip) is one similarity transform applied in a single
+warp from the original image: one interpolation, real image context in the corners a rotation
+uncovers, and an exact inverse for mapping predictions back. Photometric augmentation is
+albumentations'.
+
+Coordinates: landmarks in pixels are 0-based with pixel centres on integers (OpenCV's convention);
+in the crop they are normalised to [-1, 1], -1 and +1 being the crop's outer edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import albumentations as A
+import cv2
+import numpy as np
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def face_box(landmarks: np.ndarray) -> np.ndarray:
+    """Tight box [x0, y0, x1, y1] around the landmarks."""
+    return np.concatenate([landmarks.min(axis=0), landmarks.max(axis=0)]).astype(np.float64)
+
+
+def crop_matrix(box: np.ndarray, image_size: int, margin: float) -> np.ndarray:
+    """2x3 matrix mapping original pixels to a square crop around `box` enlarged by `margin`."""
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0) * (1.0 + margin)
+    if side <= 0:
+        raise ValueError(f"degenerate face box {box.tolist()}")
+    scale = image_size / side
+    # Continuous coordinates (pixel i spans [i, i+1)) of the crop's top-left corner.
+    cx, cy = (x0 + x1) / 2 + 0.5, (y0 + y1) / 2 + 0.5
+    left, top = cx - side / 2, cy - side / 2
+    return np.array(
+        [[scale, 0.0, (0.5 - left) * scale - 0.5], [0.0, scale, (0.5 - top) * scale - 0.5]],
+        dtype=np.float64,
+    )
+
+
+def jitter_matrix(
+    rng: np.random.Generator,
+    image_size: int,
+    rotation: float,
+    scale: float,
+    translation: float,
+    flip: bool,
+) -> tuple[np.ndarray, bool]:
+    """A random similarity about the crop centre (3x3), and whether it mirrors the image."""
+    centre = (image_size - 1) / 2
+    angle = np.deg2rad(rng.uniform(-rotation, rotation))
+    s = rng.uniform(1.0 - scale, 1.0 + scale)
+    tx, ty = rng.uniform(-translation, translation, size=2) * image_size
+    mirrored = bool(flip and rng.random() < 0.5)
+    cos, sin = s * np.cos(angle), s * np.sin(angle)
+    sign = -1.0 if mirrored else 1.0
+    # x' = R S (Mx - c) + c + t, with Mx the optional mirror about the crop centre.
+    linear = np.array([[cos * sign, -sin], [sin * sign, cos]])
+    offset = np.array([centre + tx, centre + ty]) - linear @ np.array([centre, centre])
+    jitter = np.eye(3)
+    jitter[:2, :2], jitter[:2, 2] = linear, offset
+    return jitter, mirrored
+
+
+def apply_matrix(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def invert_matrix(matrix: np.ndarray) -> np.ndarray:
+    return cv2.invertAffineTransform(matrix)
+
+
+def to_normalised(points_px: np.ndarray, image_size: int) -> np.ndarray:
+    return (2.0 * points_px + 1.0) / image_size - 1.0
+
+
+def from_normalised(points: np.ndarray, image_size: int) -> np.ndarray:
+    return ((points + 1.0) * image_size - 1.0) / 2.0
+
+
+@dataclass
+class CropAugmentation:
+    """Random geometry of a training crop: degrees, relative scale, fraction of the crop, flip."""
+
+    rotation: float = 0.0
+    scale: float = 0.0
+    translation: float = 0.0
+    flip: bool = False
+
+
+def photometric_augmentation(color_jitter: float, blur: float, noise: float) -> A.Compose:
+    """albumentations' pixel-level augmentations; they move no pixel, so landmarks are untouched."""
+    transforms: list[A.BasicTransform] = []
+    if color_jitter > 0:
+        transforms.append(
+            A.ColorJitter(brightness=color_jitter, contrast=color_jitter, saturation=color_jitter, hue=0.05, p=0.8)
+        )
+    if blur > 0:
+        transforms.append(A.GaussianBlur(blur_limit=(3, 5), p=blur))
+    if noise > 0:
+        transforms.append(A.GaussNoise(std_range=(0.02, 0.08), p=noise))
+    return A.Compose(transforms)
+
+
+def warp_crop(image: np.ndarray, matrix: np.ndarray, image_size: int) -> np.ndarray:
+    return cv2.warpAffine(
+        image, matrix, (image_size, image_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+    )
+
+
+def normalise_image(image: np.ndarray) -> np.ndarray:
+    """uint8 HxWx3 RGB to float32 3xHxW with ImageNet statistics (what timm backbones expect)."""
+    return ((image.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
+
+
+def denormalise_image(chw: np.ndarray) -> np.ndarray:
+    return np.clip((chw.transpose(1, 2, 0) * IMAGENET_STD + IMAGENET_MEAN) * 255.0, 0, 255).astype(np.uint8)

@@ -1,0 +1,44 @@
+"""Prepare and check a dataset: `python -m odn_lightning.data_check data=NAME [data.root=PATH]`.
+
+Generates the synthetic faces if needed, reads every split the config defines and prints its size.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+
+from .config import CONFIG_DIR
+from .data.datamodule import DataRootError
+from .data.pts import AnnotationError
+
+
+def check(cfg: DictConfig) -> dict[str, int]:
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    counts = {split: len(datamodule.records(split)) for split in cfg.data.splits}
+    table = Table(title=f"{cfg.data.name} at {cfg.data.root}")
+    table.add_column("split")
+    table.add_column("faces", justify="right")
+    table.add_column("folders")
+    for split, count in counts.items():
+        table.add_row(split, str(count), ", ".join(cfg.data.splits[split]))
+    Console().print(table)
+    return counts
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> None:
+    try:
+        check(cfg)
+    except (DataRootError, AnnotationError) as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Evaluation entry point: `python -m odn_lightning.eval ckpt_path=PATH` (or `odn-eval`).
+
+Without `data=`, the data config stored in the checkpoint is used, with the test-batch limit of the
+run that wrote it: the run's own test numbers are reproduced. With `data=NAME` any dataset is
+evaluated, at the crop size the model was trained with unless `data.image_size` is given too.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from .callbacks import RUN_CONFIG_KEY
+from .config import CONFIG_DIR, overridden
+from .data.datamodule import DataRootError
+from .data.pts import AnnotationError
+from .module import LandmarkModule
+from .runs import instantiate_each, print_config, print_summary, scalar_metrics, write_metrics
+
+log = logging.getLogger(__name__)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt_path={path} does not exist; pass the .ckpt file of a training run")
+    # Checkpoints hold configs (plain containers and OmegaConf objects), not only tensors.
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def eval_config(cfg: DictConfig, checkpoint: dict, overrides: list[str]) -> DictConfig:
+    """Fill what the command line left open with the training run's settings."""
+    run = OmegaConf.create(checkpoint.get(RUN_CONFIG_KEY) or {})
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        if cfg.get("data") is None:
+            if "data" not in run:
+                raise ValueError(f"{cfg.ckpt_path} holds no data config; pass data=NAME")
+            cfg.data = run.data
+            limit = OmegaConf.select(run, "trainer.limit_test_batches")
+            if limit is not None and not overridden("trainer.limit_test_batches", overrides):
+                cfg.trainer.limit_test_batches = limit
+        elif "data" in run and not overridden("data.image_size", overrides):
+            cfg.data.image_size = run.data.image_size
+    return cfg
+
+
+def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, float]:
+    checkpoint = load_checkpoint(cfg.ckpt_path)
+    cfg = eval_config(cfg, checkpoint, overrides or [])
+    print_config(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+    model = LandmarkModule.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=False)
+    datamodule = instantiate(cfg.data)
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=instantiate_each(cfg.get("logger")))
+    trainer.test(model, datamodule=datamodule)
+    metrics = scalar_metrics(trainer.callback_metrics)
+    write_metrics(cfg.paths.output_dir, metrics)
+    print_summary("odn-eval", metrics, {"run directory": cfg.paths.output_dir, "checkpoint": cfg.ckpt_path})
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
+def main(cfg: DictConfig) -> None:
+    try:
+        evaluate(cfg, list(HydraConfig.get().overrides.task))
+    except (DataRootError, AnnotationError, FileNotFoundError) as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()

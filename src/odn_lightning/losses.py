@@ -1,0 +1,209 @@
+"""The training objective of ODN (paper §3.5, eq. 3) and the nuclear norm with its subgradient (eq. 8).
+
+Coordinates are in the crop's normalised frame: x = -1 at the crop's left edge and +1 at its right
+edge, y likewise from top to bottom. The coordinate term is therefore in those units: a 1-pixel error
+on every coordinate of a 128-px crop costs (2/128)^2 per coordinate, about 0.033 in total for 68 points.
+The regulariser weights below (the paper's defaults) are relative to that scale, so they act more
+strongly here than on a pixel-unit loss; rescale them if the coordinate convention changes.
+
+Eq. (3), with each term returned by `LandmarkObjective` under the name in brackets:
+
+    mean_b ||S_b - S*_b||_2^2                    [coord_l2]       weight 1
+    + beta   * ||M||_*                           [nuclear_M]      structural matrix of the LM
+    + gamma  * ||M||_F^2                         [frobenius_M]
+    + alpha  * sum_conv ||W_conv||_F^2           [frobenius_conv] every conv weight of the network
+    + lambda * ||W_fc||_F^2                      [frobenius_fc]   the final (landmark) FC weight
+    + eta    * mean_b ||P_b||_1                  [l1_P]           occlusion probability map of the DM
+
+How the objective finds those tensors (the "regularised network" protocol; every method is optional):
+
+* ``net.structural_matrix() -> Tensor | None``: M. Absent or None: no nuclear_M / frobenius_M terms.
+* ``net.conv_weights() -> Iterable[Tensor]``: the W_conv. Absent: the weights of every ``nn.ConvNd``
+  sub-module, so the alpha term works for any network.
+* ``net.fc_weight() -> Tensor | None``: W_fc. Absent: the weight of ``get_classifier()`` of the
+  network or of its first sub-module that has one (timm models), if that is an ``nn.Linear``; else no
+  frobenius_fc term.
+* P is ``outputs["occlusion_map"]`` (B, 1, h, w); absent: no l1_P term.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import torch
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+# Newton-Schulz schedule for the polar factor (see `polar_factor_newton_schulz`). The quintic steps
+# grow small singular values ~3.4x per step; the cubic steps then converge every singular value that
+# reached [0.68, 1.2] to 1 quadratically. With 6 + 6 steps, singular values above ~2e-4 of the scale
+# bound converge to float32 precision; much smaller ones (float32 rounding noise is ~1e-7) are mapped
+# to nearly 0, i.e. treated as zero, as U sign(Sigma) V^T does for a rank-deficient M.
+_QUINTIC_STEPS = 6
+_CUBIC_STEPS = 6
+_QUINTIC_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # from Muon (Jordan et al., 2024): fast, not convergent
+
+
+def coordinate_l2(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean over the batch of the squared L2 norm of the (L*2)-vector of coordinate errors."""
+    return (pred - target).pow(2).flatten(1).sum(dim=1).mean()
+
+
+def _spectral_norm_upper_bound(matrix: Tensor) -> Tensor:
+    """min(||M||_F, sqrt(||M||_1 ||M||_inf)): both bound ||M||_2 from above; only cheap reductions."""
+    frobenius = torch.linalg.matrix_norm(matrix)
+    holder = (torch.linalg.matrix_norm(matrix, 1) * torch.linalg.matrix_norm(matrix, float("inf"))).sqrt()
+    return torch.minimum(frobenius, holder)
+
+
+def polar_factor_newton_schulz(matrix: Tensor) -> Tensor:
+    """The orthogonal polar factor U V^T of M (M = U Sigma V^T), by matrix products only.
+
+    Singular values far below the convergence threshold (see `_QUINTIC_STEPS`) map to about 0, so on a
+    numerically rank-deficient M this is U sign(Sigma) V^T. No data-dependent control flow: no host
+    synchronisation on GPUs.
+    """
+    wide = matrix.shape[-2] < matrix.shape[-1]
+    x = matrix.mT if wide else matrix  # tall: the Gram matrix X^T X is the smaller square
+    x = x / _spectral_norm_upper_bound(x).clamp_min(torch.finfo(x.dtype).tiny)
+    a, b, c = _QUINTIC_COEFFICIENTS
+    for _ in range(_QUINTIC_STEPS):
+        gram = x.mT @ x
+        x = a * x + x @ (b * gram + c * (gram @ gram))
+    for _ in range(_CUBIC_STEPS):
+        x = 1.5 * x - 0.5 * x @ (x.mT @ x)
+    return x.mT if wide else x
+
+
+def polar_factor_svd(matrix: Tensor) -> Tensor:
+    """U sign(Sigma) V^T by an SVD; singular values below the rank tolerance count as zero.
+
+    The tolerance is that of `torch.linalg.matrix_rank`: sigma_max * max(m, n) * eps(dtype).
+    """
+    u, singular_values, vh = torch.linalg.svd(matrix, full_matrices=False)
+    tolerance = singular_values[..., :1] * max(matrix.shape[-2:]) * torch.finfo(matrix.dtype).eps
+    return (u * (singular_values > tolerance).to(matrix.dtype).unsqueeze(-2)) @ vh
+
+
+class _NuclearNorm(torch.autograd.Function):
+    """||M||_* = tr(Q^T M) with Q = U sign(Sigma) V^T; its (sub)gradient is Q (eq. 8).
+
+    Only Q is needed for the gradient, which is well defined for repeated singular values (unlike
+    autograd through U and V of an SVD, which divides by sigma_i^2 - sigma_j^2).
+    """
+
+    @staticmethod
+    def forward(ctx, matrix: Tensor, method: str) -> Tensor:
+        # Half precision cannot resolve the polar factor: compute in float32 (float64 stays float64).
+        work = matrix if matrix.dtype in (torch.float32, torch.float64) else matrix.float()
+        with torch.autocast(device_type=matrix.device.type, enabled=False):
+            polar = polar_factor_svd(work) if method == "svd" else polar_factor_newton_schulz(work)
+            value = (polar * work).sum()
+        ctx.save_for_backward(polar)
+        ctx.input_dtype = matrix.dtype
+        return value.to(matrix.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None]:
+        (polar,) = ctx.saved_tensors
+        return (grad_output * polar).to(ctx.input_dtype), None
+
+
+def nuclear_norm(matrix: Tensor, method: str = "auto") -> Tensor:
+    """||M||_* (sum of singular values) of a 2-D matrix; its gradient is the subgradient U sign(Sigma) V^T.
+
+    method: "svd" (LAPACK/cuSOLVER SVD: exact; the fastest on CPUs, slow and synchronising on GPUs),
+    "newton_schulz" (polar factor by 30 small matrix products: cheap on GPUs; singular values below
+    ~2e-4 of the spectral-norm bound count as zero) or "auto" (svd on CPU, newton_schulz elsewhere).
+    """
+    if matrix.ndim != 2:
+        raise ValueError(f"nuclear_norm expects a 2-D matrix, got shape {tuple(matrix.shape)}")
+    if method == "auto":
+        method = "svd" if matrix.device.type == "cpu" else "newton_schulz"
+    if method not in ("svd", "newton_schulz"):
+        raise ValueError(f"nuclear_norm method must be 'auto', 'svd' or 'newton_schulz', got {method!r}")
+    return _NuclearNorm.apply(matrix, method)
+
+
+def _conv_weights(net: nn.Module) -> list[Tensor]:
+    if hasattr(net, "conv_weights"):
+        return list(net.conv_weights())
+    return [module.weight for module in net.modules() if isinstance(module, nn.modules.conv._ConvNd)]
+
+
+def _fc_weight(net: nn.Module) -> Tensor | None:
+    if hasattr(net, "fc_weight"):
+        return net.fc_weight()
+    for module in net.modules():  # the network itself first, then e.g. a wrapped timm model
+        if hasattr(module, "get_classifier"):
+            classifier = module.get_classifier()
+            return classifier.weight if isinstance(classifier, nn.Linear) else None
+    return None
+
+
+def _squared_frobenius(tensors: Iterable[Tensor]) -> Tensor:
+    return torch.stack([t.float().pow(2).sum() for t in tensors]).sum()
+
+
+class LandmarkObjective(nn.Module):
+    """Eq. (3): the coordinate term plus weighted regularisers; returns every term by name.
+
+    `forward(outputs, target, net)` returns a dict with `loss` (the total to minimise, with gradient)
+    and, detached for logging, each term's weighted contribution: coord_l2, nuclear_M, frobenius_M,
+    frobenius_conv, frobenius_fc, l1_P (see the module docstring). A term whose tensor the network
+    does not have (M without the LM, P without the DM) is absent; a term whose weight is 0 is present
+    as 0 and not computed. `target` is (B, L, 2) in the crop's normalised [-1, 1] frame.
+
+    Args (the paper's symbols; defaults from §4.1):
+        alpha: weight of sum ||W_conv||_F^2 over all conv weights.
+        beta: weight of the nuclear norm ||M||_* of the structural matrix.
+        gamma: weight of ||M||_F^2.
+        lam: lambda, weight of ||W_fc||_F^2 of the final FC layer.
+        eta: weight of the L1 norm of the occlusion map P (summed over h x w, averaged over the batch).
+        nuclear_norm_method: "auto", "svd" or "newton_schulz" (see `nuclear_norm`).
+    """
+
+    def __init__(
+        self,
+        alpha: float = 1e-5,
+        beta: float = 1e-6,
+        gamma: float = 1e-5,
+        lam: float = 1e-5,
+        eta: float = 1e-6,
+        nuclear_norm_method: str = "auto",
+    ) -> None:
+        super().__init__()
+        self.alpha, self.beta, self.gamma, self.lam, self.eta = alpha, beta, gamma, lam, eta
+        self.nuclear_norm_method = nuclear_norm_method
+
+    def forward(self, outputs: Mapping[str, Tensor], target: Tensor, net: nn.Module) -> dict[str, Tensor]:
+        coord = coordinate_l2(outputs["landmarks"].float(), target.float())
+        terms: dict[str, Tensor] = {"coord_l2": coord}
+
+        def add(name: str, weight: float, compute) -> None:
+            # A zero weight skips the computation (the nuclear norm costs an SVD or 30 matmuls).
+            terms[name] = weight * compute() if weight else coord.new_zeros(())
+
+        structure = net.structural_matrix() if hasattr(net, "structural_matrix") else None
+        if structure is not None:
+            add("nuclear_M", self.beta, lambda: nuclear_norm(structure.float(), self.nuclear_norm_method))
+            add("frobenius_M", self.gamma, lambda: _squared_frobenius([structure]))
+        conv_weights = _conv_weights(net)
+        if conv_weights:
+            add("frobenius_conv", self.alpha, lambda: _squared_frobenius(conv_weights))
+        fc_weight = _fc_weight(net)
+        if fc_weight is not None:
+            add("frobenius_fc", self.lam, lambda: _squared_frobenius([fc_weight]))
+        occlusion = outputs.get("occlusion_map")
+        if occlusion is not None:
+            add("l1_P", self.eta, lambda: occlusion.float().abs().flatten(1).sum(dim=1).mean())
+
+        loss = torch.stack(list(terms.values())).sum()
+        return {"loss": loss, **{name: value.detach() for name, value in terms.items()}}
+
+    def extra_repr(self) -> str:
+        return (
+            f"alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}, lam={self.lam}, eta={self.eta}, "
+            f"nuclear_norm_method={self.nuclear_norm_method!r}"
+        )

@@ -1,0 +1,65 @@
+"""What every run does around the Trainer: build callbacks and loggers, print, write metrics.json."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+
+log = logging.getLogger(__name__)
+
+
+def instantiate_each(node: DictConfig | None) -> list:
+    """Instantiate every `_target_` entry of a config group that holds named objects."""
+    if not node:
+        return []
+    return [instantiate(spec) for spec in node.values() if isinstance(spec, DictConfig) and "_target_" in spec]
+
+
+def scalar_metrics(metrics: Mapping) -> dict[str, float]:
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, torch.Tensor):
+            if value.numel() != 1:
+                continue
+            value = value.item()
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            out[key] = float(value)
+    return dict(sorted(out.items()))
+
+
+@rank_zero_only
+def print_config(cfg: DictConfig) -> None:
+    Console().print(Syntax(OmegaConf.to_yaml(cfg, resolve=True), "yaml", theme="ansi_dark"))
+
+
+@rank_zero_only
+def write_metrics(output_dir: str | Path, metrics: Mapping[str, float]) -> Path:
+    path = Path(output_dir) / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(metrics), indent=2) + "\n")
+    return path
+
+
+@rank_zero_only
+def print_summary(title: str, metrics: Mapping[str, float], notes: Mapping[str, str]) -> None:
+    """The few numbers a researcher looks at first: NMEs per split (and their baselines), then paths."""
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        if key.startswith("test/") and key.rsplit("/", 1)[-1] in ("nme", "nme_mean_shape", "fr_10", "auc_08"):
+            table.add_row(key, f"{value:.4f}")
+    for key, value in notes.items():
+        table.add_row(key, str(value))
+    Console().print(table)

@@ -1,0 +1,73 @@
+"""Every option of every config group composes, resolves, and builds what it names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from odn_lightning.config import CONFIG_DIR, overridden
+
+from .conftest import compose_config
+
+CONF = Path(CONFIG_DIR)
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+GROUPS = ["data", "model", "trainer", "logger", "callbacks", "paths", "experiment", "debug", "hydra"]
+
+
+def test_every_group_has_options():
+    for group in GROUPS:
+        assert options(group), f"conf/{group} has no options"
+
+
+@pytest.mark.parametrize(
+    "group,option", [(g, o) for g in GROUPS if g != "hydra" for o in options(g)], ids=lambda v: str(v)
+)
+def test_train_option_composes_and_resolves(group, option, tmp_path):
+    cfg = compose_config("train", [f"{group}={option}"], tmp_path)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert resolved["data"]["num_landmarks"] == 68
+    assert resolved["paths"]["output_dir"] == str(tmp_path)
+    # The objects the entry point builds from this composition.
+    instantiate(cfg.data)
+    if group == "model":
+        module = instantiate(cfg.model)
+        assert hasattr(module, "net")
+
+
+@pytest.mark.parametrize("option", options("trainer"))
+def test_trainer_options_set_their_accelerator(option, tmp_path):
+    trainer = compose_config("train", [f"trainer={option}"], tmp_path).trainer
+    expected = {"default": "auto", "cpu": "cpu", "ddp_cpu": "cpu", "gpu": "gpu", "ddp": "gpu"}[option]
+    assert trainer.accelerator == expected
+    if option == "ddp_cpu":
+        assert trainer.devices == 2
+
+
+@pytest.mark.parametrize("option", options("logger"))
+def test_logger_options_always_include_csv(option, tmp_path):
+    cfg = compose_config("train", [f"logger={option}"], tmp_path)
+    assert "csv" in cfg.logger
+    if "wandb" in cfg.logger:
+        assert cfg.logger.wandb.offline is True
+
+
+def test_eval_config_composes_with_and_without_data(tmp_path):
+    cfg = compose_config("eval", ["ckpt_path=x.ckpt"], tmp_path)
+    assert cfg.get("data") is None
+    cfg = compose_config("eval", ["ckpt_path=x.ckpt", "data=w300"], tmp_path)
+    assert cfg.data.name == "w300"
+
+
+def test_overridden_matches_keys_and_subkeys():
+    assert overridden("data", ["data=w300"])
+    assert overridden("data", ["data.root=/x"])
+    assert overridden("trainer.limit_test_batches", ["+trainer.limit_test_batches=2"])
+    assert not overridden("data", ["datamodule=1", "seed=3"])
