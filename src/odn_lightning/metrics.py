@@ -73,7 +73,10 @@ class LandmarkNME(Metric):
         self.errors.append(per_sample_nme(pred.detach().float(), target.float(), self.scheme, self.normalisation))
 
     def per_sample(self) -> Tensor:
-        return dim_zero_cat(self.errors) if self.errors else torch.zeros(0)
+        # A list of batches before synchronisation, one tensor after it.
+        if isinstance(self.errors, list) and not self.errors:
+            return torch.zeros(0)
+        return dim_zero_cat(self.errors)
 
     def compute(self) -> dict[str, Tensor]:
         """`nme`, and `auc_08` / `fr_08` style keys (threshold x 100) for each threshold."""

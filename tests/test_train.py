@@ -1,0 +1,121 @@
+"""The entry points end to end on tiny synthetic data: fit, checkpoints, metrics.json, eval, DDP, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from odn_lightning.eval import evaluate
+from odn_lightning.train import train
+
+from .conftest import TINY, compose_config
+
+LIMITS = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+]
+
+
+def test_fast_dev_run_fits_and_tests_on_cpu(train_config, tmp_path):
+    metrics = train(train_config("debug=fdr"))
+    assert {"test/common/nme", "test/challenging/nme", "test/full/nme"} <= set(metrics)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == metrics
+
+
+def test_fit_keeps_checkpoints_and_eval_reproduces_test_nme(train_config, tmp_path):
+    metrics = train(train_config(*LIMITS))
+    run = tmp_path / "run"
+    last = run / "checkpoints" / "last.ckpt"
+    assert last.is_file() and list((run / "checkpoints").glob("best-*.ckpt"))
+    assert json.loads((run / "metrics.json").read_text())["test/common/nme"] == metrics["test/common/nme"]
+    assert metrics["test/common/nme_mean_shape"] > 0
+
+    eval_dir = tmp_path / "eval"
+    eval_cfg = compose_config("eval", [f"ckpt_path={last}", "trainer.enable_progress_bar=false"], eval_dir)
+    reproduced = evaluate(eval_cfg)
+    for split in ("common", "challenging", "full"):
+        assert reproduced[f"test/{split}/nme"] == pytest.approx(metrics[f"test/{split}/nme"], rel=1e-6)
+    assert (eval_dir / "metrics.json").is_file()
+
+
+def test_eval_with_explicit_data_uses_the_trained_crop_size(train_config, tmp_path, synthetic_root):
+    train(train_config(*LIMITS))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    overrides = [f"ckpt_path={last}", "data=synthetic", f"data.root={synthetic_root}", *TINY[4:9]]
+    cfg = compose_config("eval", [*overrides, "trainer.enable_progress_bar=false"], tmp_path / "eval")
+    metrics = evaluate(cfg, overrides)
+    # data=synthetic defaults to 224 px crops; the model was trained on 64 px ones and is evaluated so.
+    assert "test/full/nme" in metrics
+
+
+def test_overfitting_a_few_batches_drives_the_loss_down(train_config):
+    cfg = train_config("debug=overfit", "trainer.max_epochs=40", "callbacks=none", "test=false")
+    from hydra.utils import instantiate
+
+    from odn_lightning.runs import instantiate_each
+
+    datamodule, model = instantiate(cfg.data), instantiate(cfg.model)
+    losses = []
+
+    class Record:
+        def on_train_epoch_end(self, trainer, module):
+            losses.append(float(trainer.callback_metrics["train/loss"]))
+
+    from lightning.pytorch import Callback
+
+    recorder = type("Recorder", (Record, Callback), {})()
+    trainer = instantiate(cfg.trainer, callbacks=[recorder], logger=instantiate_each(cfg.logger))
+    trainer.fit(model, datamodule=datamodule)
+    assert losses[-1] < 0.1 * losses[0], losses
+
+
+@pytest.mark.slow
+def test_ddp_cpu_fits_with_two_processes(train_config, tmp_path):
+    metrics = train(train_config("trainer=ddp_cpu", *LIMITS, "trainer.enable_progress_bar=false"))
+    assert "test/full/nme" in metrics
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
+def run_cli(module: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.slow
+def test_cli_train_then_eval_reproduces(tmp_path, synthetic_root):
+    run = tmp_path / "cli"
+    common = [f"paths.log_dir={tmp_path}", *TINY]
+    result = run_cli(
+        "odn_lightning.train", f"hydra.run.dir={run}", f"data.root={synthetic_root}", *LIMITS, *common
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained = json.loads((run / "metrics.json").read_text())
+    result = run_cli(
+        "odn_lightning.eval", f"ckpt_path={run}/checkpoints/last.ckpt", f"hydra.run.dir={tmp_path / 'ev'}",
+        f"paths.log_dir={tmp_path}", "trainer.enable_progress_bar=false",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluated = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert evaluated["test/common/nme"] == pytest.approx(trained["test/common/nme"], rel=1e-6)
+
+
+def test_unknown_group_option_lists_the_choices(tmp_path):
+    result = run_cli("odn_lightning.train", "data=nope", f"paths.log_dir={tmp_path}")
+    assert result.returncode != 0
+    assert "Could not find 'data/nope'" in result.stderr
+    assert "synthetic" in result.stderr and "w300" in result.stderr
+
+
+def test_missing_data_root_is_one_line_naming_the_path(tmp_path):
+    missing = tmp_path / "no_such_300W"
+    result = run_cli("odn_lightning.train", "data=w300", f"data.root={missing}", f"paths.log_dir={tmp_path}")
+    assert result.returncode != 0
+    last_lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert last_lines[-1].startswith(f"error: data.root={missing} does not exist")
+    assert "Download 300W" in last_lines[-1] and "data=synthetic" in last_lines[-1]
