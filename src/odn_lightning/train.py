@@ -14,6 +14,7 @@ from .callbacks import RunConfigInCheckpoint
 from .config import CONFIG_DIR
 from .data.datamodule import DataRootError
 from .data.pts import AnnotationError
+from .models import PretrainedWeightsUnavailable
 from .runs import instantiate_each, print_config, print_summary, scalar_metrics, write_metrics
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
-    except (DataRootError, AnnotationError) as err:
+    except (DataRootError, AnnotationError, PretrainedWeightsUnavailable) as err:
         sys.exit(f"error: {err}")
     # Returned for Hydra sweepers that optimise a value.
     return metrics.get("val/nme")

@@ -1,0 +1,22 @@
+"""Landmark networks: ODN (Zhu et al., CVPR 2019) with its GM, DM and LM modules, and their helpers."""
+
+from __future__ import annotations
+
+from .backbone import PretrainedWeightsUnavailable, create_backbone, load_backbone_checkpoint
+from .distillation import DistillationModule
+from .geometry import GeometryAwareModule
+from .low_rank import FeatureReadout, LowRankModule
+from .odn import ODN
+from .summary import describe_network
+
+__all__ = [
+    "ODN",
+    "DistillationModule",
+    "FeatureReadout",
+    "GeometryAwareModule",
+    "LowRankModule",
+    "PretrainedWeightsUnavailable",
+    "create_backbone",
+    "describe_network",
+    "load_backbone_checkpoint",
+]
