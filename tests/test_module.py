@@ -47,3 +47,30 @@ def test_module_trains_any_network_and_logs_nme_per_split():
     assert "val/nme" in trainer.callback_metrics and "val/fr_10" in trainer.callback_metrics
     # No datamodule: no mean shape, so no baseline is reported.
     assert "val/nme_mean_shape" not in trainer.callback_metrics
+
+
+class MeanShapeOnly:
+    def __init__(self, shape: torch.Tensor) -> None:
+        self.shape = shape
+
+    def mean_shape(self) -> torch.Tensor:
+        return self.shape
+
+
+def test_fit_start_sets_the_baseline_and_starts_the_network_from_the_mean_shape():
+    from types import SimpleNamespace
+
+    from odn_lightning.models import ODN
+
+    module = LandmarkModule(net=ODN(num_landmarks=68))
+    shape = torch.rand(68, 2) * 2 - 1
+    module._trainer = SimpleNamespace(datamodule=MeanShapeOnly(shape))
+    module.on_fit_start()
+    assert bool(module.mean_shape_known) and torch.equal(module.mean_shape, shape)
+    torch.nn.init.zeros_(module.net.fc.weight)
+    module.net.eval()
+    assert torch.allclose(module(torch.randn(2, 3, 64, 64))["landmarks"], shape.expand(2, 68, 2))
+    # A module that knows its mean shape already (resumed, fine-tuned) keeps it and its weights.
+    module._trainer = SimpleNamespace(datamodule=MeanShapeOnly(torch.zeros(68, 2)))
+    module.on_fit_start()
+    assert torch.equal(module.mean_shape, shape)

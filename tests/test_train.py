@@ -119,3 +119,15 @@ def test_missing_data_root_is_one_line_naming_the_path(tmp_path):
     last_lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert last_lines[-1].startswith(f"error: data.root={missing} does not exist")
     assert "Download 300W" in last_lines[-1] and "data=synthetic" in last_lines[-1]
+
+
+@pytest.mark.slow
+def test_many_loggers_write_csv_tensorboard_and_offline_wandb(train_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    metrics = train(train_config("logger=many", *LIMITS, "test=false"))
+    run = tmp_path / "run"
+    assert "val/nme" in metrics
+    assert "val/nme" in (run / "csv" / "metrics.csv").read_text().splitlines()[0]
+    assert list((run / "tensorboard").rglob("events.out.tfevents.*"))
+    assert list((run / "wandb").glob("offline-run-*"))

@@ -32,7 +32,7 @@ def check(cfg: DictConfig) -> dict[str, int]:
     return counts
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="data_check")
 def main(cfg: DictConfig) -> None:
     try:
         check(cfg)

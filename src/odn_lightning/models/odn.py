@@ -48,6 +48,7 @@ class ODN(nn.Module):
         gm_channels: width of GM pathways A and B; gm_out_channels: channels of the geometric
             representation (ResNet-18: 512, as many as the clean features).
         dm_channels: width of DM pathway D.
+        dm_initial_probability: P at initialisation (see `DistillationModule`); None: about 0.5.
         readout: how the hybrid features become X: "gap" (global average pool, d = channels) or
             "conv_pool" (1x1 conv to `readout_channels`, average pool to `readout_grid`^2, flatten:
             d = readout_channels * readout_grid^2 = 256 by default). None: "gap" when all three
@@ -66,6 +67,7 @@ class ODN(nn.Module):
         gm_channels: int = 128,
         gm_out_channels: int = 512,
         dm_channels: int = 64,
+        dm_initial_probability: float | None = None,
         readout: str | None = None,
         readout_channels: int = 64,
         readout_grid: int = 2,
@@ -77,7 +79,7 @@ class ODN(nn.Module):
         z_channels, clean_channels = last_block_channels(self.backbone)
 
         self.geometry = GeometryAwareModule(z_channels, gm_channels, gm_out_channels) if use_gm else None
-        self.distillation = DistillationModule(z_channels, dm_channels) if use_dm else None
+        self.distillation = DistillationModule(z_channels, dm_channels, dm_initial_probability) if use_dm else None
         hybrid_channels = clean_channels + (gm_out_channels if use_gm else 0)
         if readout is None:
             readout = "conv_pool" if (use_gm or use_dm or use_lm) else "gap"
@@ -102,6 +104,11 @@ class ODN(nn.Module):
             x = self.low_rank(x)
         outputs["landmarks"] = self.fc(x).view(-1, self.num_landmarks, 2)
         return outputs
+
+    @torch.no_grad()
+    def init_output_bias(self, landmarks: Tensor) -> None:
+        """Make the untrained network predict `landmarks` (L, 2), e.g. the mean training shape."""
+        self.fc.bias.copy_(landmarks.reshape(-1).to(self.fc.bias))
 
     # The regularised-network protocol of odn_lightning.losses (eq. 3).
     def conv_weights(self) -> Iterator[Tensor]:
