@@ -7,6 +7,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 
+from .models import describe_network
+
 RUN_CONFIG_KEY = "odn_run_config"
 
 
@@ -25,9 +27,12 @@ class NetworkSummary(L.Callback):
 
     def __init__(self, image_size: int) -> None:
         self.image_size = image_size
+        self.logged = False
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        from .models import describe_network
+        if self.logged:  # fit, then test: once is enough
+            return
+        self.logged = True
 
         stats = describe_network(pl_module.net, self.image_size)
         rank_zero_info(
