@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -81,9 +82,10 @@ def test_ddp_cpu_fits_with_two_processes(train_config, tmp_path):
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
 
 
-def run_cli(module: str, *args: str) -> subprocess.CompletedProcess:
+def run_cli(module: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=300,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -131,3 +133,14 @@ def test_many_loggers_write_csv_tensorboard_and_offline_wandb(train_config, tmp_
     assert "val/nme" in (run / "csv" / "metrics.csv").read_text().splitlines()[0]
     assert list((run / "tensorboard").rglob("events.out.tfevents.*"))
     assert list((run / "wandb").glob("offline-run-*"))
+
+
+def test_pretrained_weights_without_hub_or_file_is_one_line_naming_the_option(tmp_path, synthetic_root):
+    result = run_cli(
+        "odn_lightning.train", "model.net.pretrained=true", f"data.root={synthetic_root}", *TINY,
+        f"paths.log_dir={tmp_path}", env={"HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode != 0
+    last_line = [ln for ln in result.stderr.splitlines() if ln.strip()][-1]
+    assert last_line.startswith("error: could not fetch ImageNet weights for resnet18")
+    assert "model.net.backbone_checkpoint=PATH" in last_line

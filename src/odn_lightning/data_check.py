@@ -5,8 +5,6 @@ Generates the synthetic faces if needed, reads every split the config defines an
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -14,8 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .config import CONFIG_DIR
-from .data.datamodule import DataRootError
-from .data.pts import AnnotationError
+from .runs import run_reporting_user_errors
 
 
 def check(cfg: DictConfig) -> dict[str, int]:
@@ -34,10 +31,7 @@ def check(cfg: DictConfig) -> dict[str, int]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="data_check")
 def main(cfg: DictConfig) -> None:
-    try:
-        check(cfg)
-    except (DataRootError, AnnotationError) as err:
-        sys.exit(f"error: {err}")
+    run_reporting_user_errors(check, cfg)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ evaluated, at the crop size the model was trained with unless `data.image_size` 
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import hydra
@@ -20,10 +19,15 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .callbacks import RUN_CONFIG_KEY
 from .config import CONFIG_DIR, overridden
-from .data.datamodule import DataRootError
-from .data.pts import AnnotationError
 from .module import LandmarkModule
-from .runs import instantiate_each, print_config, print_summary, scalar_metrics, write_metrics
+from .runs import (
+    instantiate_each,
+    print_config,
+    print_summary,
+    run_reporting_user_errors,
+    scalar_metrics,
+    write_metrics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +74,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def main(cfg: DictConfig) -> None:
-    try:
-        evaluate(cfg, list(HydraConfig.get().overrides.task))
-    except (DataRootError, AnnotationError, FileNotFoundError) as err:
-        sys.exit(f"error: {err}")
+    run_reporting_user_errors(evaluate, cfg, list(HydraConfig.get().overrides.task))
 
 
 if __name__ == "__main__":

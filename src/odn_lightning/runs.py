@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -16,7 +17,34 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
+from .data.datamodule import DataRootError
+from .data.pts import AnnotationError
+from .models import PretrainedWeightsUnavailable
+
 log = logging.getLogger(__name__)
+
+# Problems of the user's input or machine, not of the code: one line saying what to do, no traceback.
+USER_ERRORS = (DataRootError, AnnotationError, PretrainedWeightsUnavailable, FileNotFoundError)
+
+
+def user_error(err: BaseException) -> BaseException | None:
+    """The user-facing error behind `err`, also when wrapped (Hydra wraps what `instantiate` raises)."""
+    while err is not None:
+        if isinstance(err, USER_ERRORS):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def run_reporting_user_errors(task: Callable, *args):
+    """Run an entry point's task; a user-facing error exits with `error: <message>` on one line."""
+    try:
+        return task(*args)
+    except Exception as err:
+        cause = user_error(err)
+        if cause is None:
+            raise
+        sys.exit(f"error: {cause}")
 
 
 def instantiate_each(node: DictConfig | None) -> list:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 import hydra
 import lightning as L
@@ -12,10 +11,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from .callbacks import RunConfigInCheckpoint
 from .config import CONFIG_DIR
-from .data.datamodule import DataRootError
-from .data.pts import AnnotationError
-from .models import PretrainedWeightsUnavailable
-from .runs import instantiate_each, print_config, print_summary, scalar_metrics, write_metrics
+from .runs import (
+    instantiate_each,
+    print_config,
+    print_summary,
+    run_reporting_user_errors,
+    scalar_metrics,
+    write_metrics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +48,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    try:
-        metrics = train(cfg)
-    except (DataRootError, AnnotationError, PretrainedWeightsUnavailable) as err:
-        sys.exit(f"error: {err}")
+    metrics = run_reporting_user_errors(train, cfg)
     # Returned for Hydra sweepers that optimise a value.
     return metrics.get("val/nme")
 
