@@ -25,14 +25,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the suite with its dev tools (quick when nothing changed)
 
-train: install ## Train ResNet-18 on the embedded synthetic faces (quickstart, < 10 min on 2 CPU cores)
+train: install ## Train ODN on the embedded synthetic faces (quickstart, about 7.5 min on 2 CPU cores)
 	$(PY) -m odn_lightning.train experiment=quickstart $(ARGS)
 
 eval: install ## Evaluate a checkpoint: make eval CKPT=path/to/last.ckpt [ARGS="data=..."]
 	@test -n "$(CKPT)" || { echo "error: set CKPT=path/to/checkpoint.ckpt"; exit 2; }
 	$(PY) -m odn_lightning.eval ckpt_path=$(CKPT) $(ARGS)
 
-test: install ## Run the test suite (CPU only, about 10 minutes on 2 cores)
+test: install ## Run the test suite (CPU only, about 2 minutes on 2 cores)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install ## Static checks (ruff)
