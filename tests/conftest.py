@@ -40,7 +40,9 @@ def synthetic_root(tmp_path_factory) -> Path:
     from odn_lightning.data.synthetic import ensure_synthetic
 
     root = tmp_path_factory.mktemp("synthetic")
-    ensure_synthetic(root, {"train": 24, "val": 8, "common": 8, "challenging": 4}, seed=0, image_size=128, progress=False)
+    ensure_synthetic(
+        root, {"train": 24, "val": 8, "common": 8, "challenging": 4}, seed=0, image_size=128, progress=False
+    )
     return root
 
 

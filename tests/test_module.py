@@ -14,7 +14,9 @@ class TinyNet(nn.Module):
     def __init__(self, num_landmarks: int = 68) -> None:
         super().__init__()
         self.num_landmarks = num_landmarks
-        self.body = nn.Sequential(nn.Conv2d(3, 4, 3, stride=4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 4, 3, stride=4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
         self.head = nn.Linear(4, 2 * num_landmarks)
 
     def forward(self, images):
@@ -27,15 +29,24 @@ def batches(split: str, count: int = 3, size: int = 4) -> list[dict]:
     for _ in range(count):
         landmarks = torch.rand(size, 68, 2, generator=generator) * 2 - 1
         landmarks[:, 36, 0], landmarks[:, 45, 0] = -0.5, 0.5  # a sane inter-ocular distance
-        out.append({"image": torch.randn(size, 3, 32, 32, generator=generator), "landmarks": landmarks,
-                    "split": [split] * size})
+        out.append(
+            {
+                "image": torch.randn(size, 3, 32, 32, generator=generator),
+                "landmarks": landmarks,
+                "split": [split] * size,
+            }
+        )
     return out
 
 
 def test_module_trains_any_network_and_logs_nme_per_split():
     module = LandmarkModule(net=TinyNet(), optimizer=None, scheduler=None)
     trainer = L.Trainer(
-        accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        accelerator="cpu",
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
         enable_model_summary=False,
     )
     identity = lambda items: items[0]  # noqa: E731 - the batches are built already

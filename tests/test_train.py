@@ -84,7 +84,10 @@ def test_ddp_cpu_fits_with_two_processes(train_config, tmp_path):
 
 def run_cli(module: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, **(env or {})},
     )
 
@@ -99,8 +102,11 @@ def test_cli_train_then_eval_reproduces(tmp_path, synthetic_root):
     assert result.returncode == 0, result.stderr[-3000:]
     trained = json.loads((run / "metrics.json").read_text())
     result = run_cli(
-        "odn_lightning.eval", f"ckpt_path={run}/checkpoints/last.ckpt", f"hydra.run.dir={tmp_path / 'ev'}",
-        f"paths.log_dir={tmp_path}", "trainer.enable_progress_bar=false",
+        "odn_lightning.eval",
+        f"ckpt_path={run}/checkpoints/last.ckpt",
+        f"hydra.run.dir={tmp_path / 'ev'}",
+        f"paths.log_dir={tmp_path}",
+        "trainer.enable_progress_bar=false",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = json.loads((tmp_path / "ev" / "metrics.json").read_text())
@@ -137,8 +143,12 @@ def test_many_loggers_write_csv_tensorboard_and_offline_wandb(train_config, tmp_
 
 def test_pretrained_weights_without_hub_or_file_is_one_line_naming_the_option(tmp_path, synthetic_root):
     result = run_cli(
-        "odn_lightning.train", "model.net.pretrained=true", f"data.root={synthetic_root}", *TINY,
-        f"paths.log_dir={tmp_path}", env={"HF_HUB_OFFLINE": "1"},
+        "odn_lightning.train",
+        "model.net.pretrained=true",
+        f"data.root={synthetic_root}",
+        *TINY,
+        f"paths.log_dir={tmp_path}",
+        env={"HF_HUB_OFFLINE": "1"},
     )
     assert result.returncode != 0
     last_line = [ln for ln in result.stderr.splitlines() if ln.strip()][-1]

@@ -18,7 +18,9 @@ class RunConfigInCheckpoint(L.Callback):
     def __init__(self, run_config: dict) -> None:
         self.run_config = run_config
 
-    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         checkpoint[RUN_CONFIG_KEY] = self.run_config
 
 

@@ -17,17 +17,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from . import runs
 from .callbacks import RUN_CONFIG_KEY
 from .config import CONFIG_DIR, overridden
 from .module import LandmarkModule
-from .runs import (
-    instantiate_each,
-    print_config,
-    print_summary,
-    run_reporting_user_errors,
-    scalar_metrics,
-    write_metrics,
-)
 
 log = logging.getLogger(__name__)
 
@@ -60,21 +53,23 @@ def eval_config(cfg: DictConfig, checkpoint: dict, overrides: list[str]) -> Dict
 def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, float]:
     checkpoint = load_checkpoint(cfg.ckpt_path)
     cfg = eval_config(cfg, checkpoint, overrides or [])
-    print_config(cfg)
+    runs.print_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     model = LandmarkModule.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=False)
     datamodule = instantiate(cfg.data)
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=instantiate_each(cfg.get("logger")))
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=runs.instantiate_each(cfg.get("logger")))
     trainer.test(model, datamodule=datamodule)
-    metrics = scalar_metrics(trainer.callback_metrics)
-    write_metrics(cfg.paths.output_dir, metrics)
-    print_summary("odn-eval", metrics, {"run directory": cfg.paths.output_dir, "checkpoint": cfg.ckpt_path})
+    metrics = runs.scalar_metrics(trainer.callback_metrics)
+    runs.write_metrics(cfg.paths.output_dir, metrics)
+    runs.print_summary(
+        "odn-eval", metrics, {"run directory": cfg.paths.output_dir, "checkpoint": cfg.ckpt_path}
+    )
     return metrics
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def main(cfg: DictConfig) -> None:
-    run_reporting_user_errors(evaluate, cfg, list(HydraConfig.get().overrides.task))
+    runs.run_reporting_user_errors(evaluate, cfg, list(HydraConfig.get().overrides.task))
 
 
 if __name__ == "__main__":

@@ -70,7 +70,9 @@ class LandmarkNME(Metric):
         self.add_state("errors", default=[], dist_reduce_fx="cat")
 
     def update(self, pred: Tensor, target: Tensor) -> None:
-        self.errors.append(per_sample_nme(pred.detach().float(), target.float(), self.scheme, self.normalisation))
+        self.errors.append(
+            per_sample_nme(pred.detach().float(), target.float(), self.scheme, self.normalisation)
+        )
 
     def per_sample(self) -> Tensor:
         # A list of batches before synchronisation, one tensor after it.

@@ -39,7 +39,9 @@ class LandmarkModule(L.LightningModule):
     ) -> None:
         super().__init__()
         # Configs are kept as hyper-parameters so that `load_from_checkpoint(path)` rebuilds the network.
-        built = [name for name, value in (("net", net), ("objective", objective)) if isinstance(value, nn.Module)]
+        built = [
+            name for name, value in (("net", net), ("objective", objective)) if isinstance(value, nn.Module)
+        ]
         self.save_hyperparameters(logger=False, ignore=built)
         self.net = _build(net)
         self.objective = _build(objective) if objective is not None else LandmarkObjective()
@@ -98,7 +100,9 @@ class LandmarkModule(L.LightningModule):
         if self.mean_shape_known:
             self.baseline_metrics[split].update(self.mean_shape.expand_as(target), target)
         if stage == "val":
-            self.log("val/loss", terms["loss"], batch_size=len(target), add_dataloader_idx=False, sync_dist=True)
+            self.log(
+                "val/loss", terms["loss"], batch_size=len(target), add_dataloader_idx=False, sync_dist=True
+            )
 
     def validation_step(self, batch: Mapping, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._eval_step(batch, "val")
@@ -137,4 +141,7 @@ class LandmarkModule(L.LightningModule):
             # One-cycle style schedules span the whole run, which only the trainer knows.
             extra["total_steps"] = int(self.trainer.estimated_stepping_batches)
         scheduler = instantiate(hp.scheduler, optimizer=optimizer, **extra)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": hp.scheduler_interval}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": hp.scheduler_interval},
+        }

@@ -51,7 +51,9 @@ def instantiate_each(node: DictConfig | None) -> list:
     """Instantiate every `_target_` entry of a config group that holds named objects."""
     if not node:
         return []
-    return [instantiate(spec) for spec in node.values() if isinstance(spec, DictConfig) and "_target_" in spec]
+    return [
+        instantiate(spec) for spec in node.values() if isinstance(spec, DictConfig) and "_target_" in spec
+    ]
 
 
 def scalar_metrics(metrics: Mapping) -> dict[str, float]:

@@ -9,46 +9,43 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from . import runs
 from .callbacks import RunConfigInCheckpoint
 from .config import CONFIG_DIR
-from .runs import (
-    instantiate_each,
-    print_config,
-    print_summary,
-    run_reporting_user_errors,
-    scalar_metrics,
-    write_metrics,
-)
 
 log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint; returns the flat metrics also written to metrics.json."""
-    print_config(cfg)
+    runs.print_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
-    callbacks = instantiate_each(cfg.get("callbacks"))
+    callbacks = runs.instantiate_each(cfg.get("callbacks"))
     callbacks.append(RunConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate_each(cfg.get("logger")))
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=runs.instantiate_each(cfg.get("logger"))
+    )
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    metrics = scalar_metrics(trainer.callback_metrics)
+    metrics = runs.scalar_metrics(trainer.callback_metrics)
     checkpoint = trainer.checkpoint_callback
     best = checkpoint.best_model_path if checkpoint is not None else ""
     if cfg.get("test"):
         # Without a checkpoint (fast_dev_run, no callbacks) the weights in memory are tested.
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
-        metrics.update(scalar_metrics(trainer.callback_metrics))
+        metrics.update(runs.scalar_metrics(trainer.callback_metrics))
     output_dir = cfg.paths.output_dir
-    write_metrics(output_dir, metrics)
-    print_summary("odn-train", metrics, {"run directory": output_dir, "best checkpoint": best or "(none)"})
+    runs.write_metrics(output_dir, metrics)
+    runs.print_summary(
+        "odn-train", metrics, {"run directory": output_dir, "best checkpoint": best or "(none)"}
+    )
     return metrics
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    metrics = run_reporting_user_errors(train, cfg)
+    metrics = runs.run_reporting_user_errors(train, cfg)
     # Returned for Hydra sweepers that optimise a value.
     return metrics.get("val/nme")
 

@@ -76,7 +76,10 @@ class LandmarkDataModule(L.LightningDataModule):
             from .synthetic import ensure_synthetic
 
             ensure_synthetic(
-                self.root, dict(synthetic["sizes"]), seed=synthetic["seed"], image_size=synthetic["image_size"]
+                self.root,
+                dict(synthetic["sizes"]),
+                seed=synthetic["seed"],
+                image_size=synthetic["image_size"],
             )
         self._check_root()
 
@@ -107,18 +110,21 @@ class LandmarkDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         self._check_root()
         hp = self.hparams
-        wanted = {"fit": [hp.train_split, hp.val_split], "validate": [hp.val_split]}.get(stage, [])
-        if stage in (None, "test", "predict"):
-            wanted = list(hp.test_splits) + ([hp.train_split, hp.val_split] if stage is None else [])
+        by_stage = {"fit": [hp.train_split, hp.val_split], "validate": [hp.val_split], "test": hp.test_splits}
+        wanted = by_stage.get(stage) or [hp.train_split, hp.val_split, *hp.test_splits]
         for split in wanted:
             if split not in self.datasets:
                 self.datasets[split] = self._dataset(split, train=split == hp.train_split)
 
     def mean_shape(self) -> torch.Tensor:
         """Mean training shape in the evaluation crop's normalised frame: the trivial baseline."""
-        dataset = self.datasets.get(self.hparams.train_split) or self._dataset(self.hparams.train_split, False)
+        dataset = self.datasets.get(self.hparams.train_split) or self._dataset(
+            self.hparams.train_split, False
+        )
         shapes = [
-            to_normalised(apply_matrix(dataset.eval_matrix(r), r.landmarks.astype(np.float64)), dataset.image_size)
+            to_normalised(
+                apply_matrix(dataset.eval_matrix(r), r.landmarks.astype(np.float64)), dataset.image_size
+            )
             for r in dataset.records
         ]
         return torch.from_numpy(np.mean(shapes, axis=0).astype(np.float32))

@@ -20,7 +20,9 @@ class LandmarkScheme:
     def __post_init__(self) -> None:
         perm = self.flip_permutation
         if sorted(perm) != list(range(self.num_points)):
-            raise ValueError(f"{self.name}: flip_permutation is not a permutation of 0..{self.num_points - 1}")
+            raise ValueError(
+                f"{self.name}: flip_permutation is not a permutation of 0..{self.num_points - 1}"
+            )
         if any(perm[perm[i]] != i for i in range(self.num_points)):
             raise ValueError(f"{self.name}: flipping twice must be the identity")
 

@@ -97,7 +97,9 @@ def photometric_augmentation(color_jitter: float, blur: float, noise: float) -> 
     transforms: list[A.BasicTransform] = []
     if color_jitter > 0:
         transforms.append(
-            A.ColorJitter(brightness=color_jitter, contrast=color_jitter, saturation=color_jitter, hue=0.05, p=0.8)
+            A.ColorJitter(
+                brightness=color_jitter, contrast=color_jitter, saturation=color_jitter, hue=0.05, p=0.8
+            )
         )
     if blur > 0:
         transforms.append(A.GaussianBlur(blur_limit=(3, 5), p=blur))

@@ -26,7 +26,9 @@ class DistillationModule(nn.Module):
         through almost unchanged, so that switching it on does not halve the features from the start.
     """
 
-    def __init__(self, in_channels: int, channels: int = 64, initial_probability: float | None = None) -> None:
+    def __init__(
+        self, in_channels: int, channels: int = 64, initial_probability: float | None = None
+    ) -> None:
         super().__init__()
         self.occlusion_logits = nn.Sequential(
             conv_bn(in_channels, channels, 1),
@@ -36,7 +38,9 @@ class DistillationModule(nn.Module):
         if initial_probability is not None:
             if not 0.0 < initial_probability < 1.0:
                 raise ValueError(f"initial_probability must be in (0, 1), got {initial_probability}")
-            nn.init.constant_(self.occlusion_logits[-1].bias, math.log(initial_probability / (1 - initial_probability)))
+            nn.init.constant_(
+                self.occlusion_logits[-1].bias, math.log(initial_probability / (1 - initial_probability))
+            )
 
     def occlusion_map(self, z: Tensor) -> Tensor:
         """P in [0, 1], (B, 1, n, n)."""

@@ -79,7 +79,9 @@ class ODN(nn.Module):
         z_channels, clean_channels = last_block_channels(self.backbone)
 
         self.geometry = GeometryAwareModule(z_channels, gm_channels, gm_out_channels) if use_gm else None
-        self.distillation = DistillationModule(z_channels, dm_channels, dm_initial_probability) if use_dm else None
+        self.distillation = (
+            DistillationModule(z_channels, dm_channels, dm_initial_probability) if use_dm else None
+        )
         hybrid_channels = clean_channels + (gm_out_channels if use_gm else 0)
         if readout is None:
             readout = "conv_pool" if (use_gm or use_dm or use_lm) else "gap"
