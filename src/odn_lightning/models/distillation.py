@@ -9,8 +9,6 @@ are suppressed. The L1 penalty on P (eq. 3, eta) lives in `odn_lightning.losses`
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
@@ -21,26 +19,15 @@ class DistillationModule(nn.Module):
     """Pathway D and the masking: (Z, pathway C's output) -> (clean features, P).
 
     channels: width of pathway D (fewer than Z's channels).
-    initial_probability: P everywhere at initialisation (the bias of D's last conv), or None for
-        PyTorch's default initialisation (P about 0.5). Near 1, the untrained DM passes pathway C
-        through almost unchanged, so that switching it on does not halve the features from the start.
     """
 
-    def __init__(
-        self, in_channels: int, channels: int = 64, initial_probability: float | None = None
-    ) -> None:
+    def __init__(self, in_channels: int, channels: int = 64) -> None:
         super().__init__()
         self.occlusion_logits = nn.Sequential(
             conv_bn(in_channels, channels, 1),
             conv_bn(channels, channels, 3),
             nn.Conv2d(channels, 1, kernel_size=1, bias=True),
         )
-        if initial_probability is not None:
-            if not 0.0 < initial_probability < 1.0:
-                raise ValueError(f"initial_probability must be in (0, 1), got {initial_probability}")
-            nn.init.constant_(
-                self.occlusion_logits[-1].bias, math.log(initial_probability / (1 - initial_probability))
-            )
 
     def occlusion_map(self, z: Tensor) -> Tensor:
         """P in [0, 1], (B, 1, n, n)."""

@@ -48,7 +48,6 @@ class ODN(nn.Module):
         gm_channels: width of GM pathways A and B; gm_out_channels: channels of the geometric
             representation (ResNet-18: 512, as many as the clean features).
         dm_channels: width of DM pathway D.
-        dm_initial_probability: P at initialisation (see `DistillationModule`); None: about 0.5.
         readout: how the hybrid features become X: "gap" (global average pool, d = channels) or
             "conv_pool" (1x1 conv to `readout_channels`, average pool to `readout_grid`^2, flatten:
             d = readout_channels * readout_grid^2 = 256 by default). None: "gap" when all three
@@ -67,7 +66,6 @@ class ODN(nn.Module):
         gm_channels: int = 128,
         gm_out_channels: int = 512,
         dm_channels: int = 64,
-        dm_initial_probability: float | None = None,
         readout: str | None = None,
         readout_channels: int = 64,
         readout_grid: int = 2,
@@ -79,9 +77,7 @@ class ODN(nn.Module):
         z_channels, clean_channels = last_block_channels(self.backbone)
 
         self.geometry = GeometryAwareModule(z_channels, gm_channels, gm_out_channels) if use_gm else None
-        self.distillation = (
-            DistillationModule(z_channels, dm_channels, dm_initial_probability) if use_dm else None
-        )
+        self.distillation = DistillationModule(z_channels, dm_channels) if use_dm else None
         hybrid_channels = clean_channels + (gm_out_channels if use_gm else 0)
         if readout is None:
             readout = "conv_pool" if (use_gm or use_dm or use_lm) else "gap"
