@@ -57,7 +57,96 @@ def _ibug68() -> LandmarkScheme:
     )
 
 
-SCHEMES: dict[str, LandmarkScheme] = {s.name: s for s in (_ibug68(),)}
+def _cofw29() -> LandmarkScheme:
+    """COFW's 29 points (Burgos-Artizzu, Perona, Dollar, "Robust face landmark estimation under
+    occlusion", ICCV 2013; the LFPW 29-point subset of Belhumeur et al. 2011).
+
+    Mirror pairs: HRNet-Facial `lib/utils/transforms.py` MATCHED_PARTS["COFW"] (1-based there) and
+    mmpose `configs/_base_/datasets/cofw.py` (0-based `swap`), which agree. Outer eye corners (8, 9):
+    HRNet-Facial `lib/core/evaluation.py` (`L == 29`). Layout (0-based), first of each pair assumed on the
+    image left (not checked against the real data): 0/1 brow outer ends, 2/3 brow inner ends, 4/5 and
+    6/7 brow top/bottom midpoints, 8/9 outer eye corners, 10/11 inner eye corners, 12/13 and 14/15 eye
+    top/bottom, 16/17 pupils, 18/19 nostrils, 20 nose tip, 21 nose base, 22/23 mouth corners,
+    24-27 lip midpoints (upper lip top, bottom; lower lip top, bottom), 28 chin.
+    """
+    pairs = [(0, 1), (2, 3), (4, 6), (5, 7), (8, 9), (10, 11), (12, 14), (13, 15), (16, 17), (18, 19)]
+    pairs += [(22, 23)]
+    return LandmarkScheme(
+        name="cofw29",
+        num_points=29,
+        flip_permutation=_mirror_pairs(29, pairs),
+        outer_eye_corners=(8, 9),
+        eye_centres=((16,), (17,)),  # the pupils
+        parts={
+            "brows": tuple(range(0, 8)),
+            "eyes": tuple(range(8, 18)),
+            "nose": (18, 19, 20, 21),
+            "mouth": tuple(range(22, 28)),
+            "chin": (28,),
+        },
+    )
+
+
+def _aflw19() -> LandmarkScheme:
+    """AFLW's 21 points without the two ears (Koestinger et al., "Annotated Facial Landmarks in the
+    Wild", ICCV-W 2011; the 19-point protocol of Zhu et al., CCL, CVPR 2016).
+
+    Order (0-based), image-left first: 0-2 left brow (outer, centre, inner), 3-5 right brow (inner,
+    centre, outer), 6-8 left eye (outer corner, centre, inner corner), 9-11 right eye (inner, centre,
+    outer), 12-14 nose (left, tip, right), 15-17 mouth (left corner, centre, right corner), 18 chin.
+    Mirror pairs: HRNet-Facial MATCHED_PARTS["AFLW"] (1-based there). AFLW's NME is normalised by the
+    face box size (HRNet `compute_nme`, `L == 19`), so the eye points here serve inter-ocular /
+    inter-pupil metrics only when a caller asks for them.
+    """
+    pairs = [(0, 5), (1, 4), (2, 3), (6, 11), (7, 10), (8, 9), (12, 14), (15, 17)]
+    return LandmarkScheme(
+        name="aflw19",
+        num_points=19,
+        flip_permutation=_mirror_pairs(19, pairs),
+        outer_eye_corners=(6, 11),
+        eye_centres=((7,), (10,)),  # AFLW's annotated eye centres
+        parts={
+            "brows": tuple(range(0, 6)),
+            "eyes": tuple(range(6, 12)),
+            "nose": (12, 13, 14),
+            "mouth": (15, 16, 17),
+            "chin": (18,),
+        },
+    )
+
+
+def _wflw98() -> LandmarkScheme:
+    """WFLW's 98 points (Wu et al., "Look at Boundary", CVPR 2018; https://wywu.github.io/projects/LAB/WFLW.html).
+
+    Mirror pairs: HRNet-Facial MATCHED_PARTS["WFLW"] (0-based there) and mmpose
+    `configs/_base_/datasets/wflw.py`. Outer eye corners (60, 72): HRNet `compute_nme` (`L == 98`).
+    Layout: 0-32 contour (16 chin), 33-41 / 42-50 brows, 51-54 nose bridge, 55-59 nose base,
+    60-67 / 68-75 eyes, 76-87 outer lips, 88-95 inner lips, 96/97 pupils.
+    """
+    pairs = [(i, 32 - i) for i in range(16)]  # contour
+    pairs += [(33, 46), (34, 45), (35, 44), (36, 43), (37, 42), (38, 50), (39, 49), (40, 48), (41, 47)]
+    pairs += [(55, 59), (56, 58)]  # nose base
+    pairs += [(60, 72), (61, 71), (62, 70), (63, 69), (64, 68), (65, 75), (66, 74), (67, 73)]  # eyes
+    pairs += [(76, 82), (77, 81), (78, 80), (87, 83), (86, 84)]  # outer lips
+    pairs += [(88, 92), (89, 91), (95, 93)]  # inner lips
+    pairs += [(96, 97)]  # pupils
+    return LandmarkScheme(
+        name="wflw98",
+        num_points=98,
+        flip_permutation=_mirror_pairs(98, pairs),
+        outer_eye_corners=(60, 72),
+        eye_centres=((96,), (97,)),  # the pupils
+        parts={
+            "contour": tuple(range(0, 33)),
+            "brows": tuple(range(33, 51)),
+            "nose": tuple(range(51, 60)),
+            "eyes": tuple(range(60, 76)) + (96, 97),
+            "mouth": tuple(range(76, 96)),
+        },
+    )
+
+
+SCHEMES: dict[str, LandmarkScheme] = {s.name: s for s in (_ibug68(), _cofw29(), _aflw19(), _wflw98())}
 
 
 def get_scheme(name: str) -> LandmarkScheme:
