@@ -5,6 +5,8 @@ Generates the synthetic faces if needed, reads every split the config defines an
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -16,16 +18,37 @@ from .runs import run_reporting_user_errors
 
 
 def check(cfg: DictConfig) -> dict[str, int]:
+    """Per split: faces found, bad faces and the published count; exits non-zero on any problem."""
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
-    counts = {split: len(datamodule.records(split)) for split in cfg.data.splits}
+    counts, problems = {}, {}
+    for split in cfg.data.splits:
+        problems[split] = []
+        counts[split] = len(datamodule.records(split, problems[split]))
+    expected = cfg.data.get("expected_counts") or {}
     table = Table(title=f"{cfg.data.name} at {cfg.data.root}")
-    table.add_column("split")
-    table.add_column("faces", justify="right")
-    table.add_column("folders")
+    for column in ("split", "faces", "bad", "expected", "folders"):
+        table.add_column(column, justify="left" if column in ("split", "folders") else "right")
     for split, count in counts.items():
-        table.add_row(split, str(count), ", ".join(cfg.data.splits[split]))
+        table.add_row(
+            split,
+            str(count),
+            str(len(problems[split])),
+            str(expected.get(split, "-")),
+            ", ".join(cfg.data.splits[split]),
+        )
     Console().print(table)
+    # A face in two splits (300W's full = common + challenging) is reported once.
+    bad = sorted({str(p) for found in problems.values() for p in found})
+    for line in bad:
+        print(f"bad: {line}")  # plain print: rich would wrap long paths
+    mismatches = datamodule.count_mismatches(counts)
+    for split, (found, wanted) in mismatches.items():
+        print(f"count: split '{split}' has {found} faces, the benchmark defines {wanted}")
+    if bad or mismatches:
+        sys.exit(
+            f"error: {len(bad)} bad faces and {len(mismatches)} split counts off in data.root={cfg.data.root}"
+        )
     return counts
 
 

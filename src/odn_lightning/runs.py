@@ -17,14 +17,20 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
-from .data.datamodule import DataRootError
+from .data.datamodule import DataRootError, DataValidationError
 from .data.pts import AnnotationError
 from .models import PretrainedWeightsUnavailable
 
 log = logging.getLogger(__name__)
 
 # Problems of the user's input or machine, not of the code: one line saying what to do, no traceback.
-USER_ERRORS = (DataRootError, AnnotationError, PretrainedWeightsUnavailable, FileNotFoundError)
+USER_ERRORS = (
+    DataRootError,
+    DataValidationError,
+    AnnotationError,
+    PretrainedWeightsUnavailable,
+    FileNotFoundError,
+)
 
 
 def user_error(err: BaseException) -> BaseException | None:

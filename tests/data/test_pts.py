@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -36,10 +37,10 @@ def test_bad_files_name_the_file_and_reason(tmp_path, body, reason):
 
 
 def test_folder_reader_pairs_images_and_annotations(tmp_path):
-    (tmp_path / "a.jpg").write_bytes(b"")
-    write_pts(tmp_path / "a.pts", np.zeros((68, 2)))
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((20, 20, 3), dtype=np.uint8))
+    write_pts(tmp_path / "a.pts", np.full((68, 2), 10.0))
     records = read_pts_folder(tmp_path)
     assert [r.image_path.name for r in records] == ["a.jpg"] and records[0].occlusion is None
-    (tmp_path / "b.png").write_bytes(b"")
+    cv2.imwrite(str(tmp_path / "b.png"), np.zeros((20, 20, 3), dtype=np.uint8))
     with pytest.raises(AnnotationError, match="b.png: image has no annotation"):
         read_pts_folder(tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -11,13 +12,21 @@ import torch
 from torch.utils.data import DataLoader
 
 from .dataset import LandmarkDataset
+from .pts import AnnotationError
 from .readers import FaceRecord, read_pts_folder
 from .schemes import get_scheme
 from .transforms import CropAugmentation, apply_matrix, photometric_augmentation, to_normalised
 
+log = logging.getLogger(__name__)
+ON_BAD_SAMPLE = ("error", "skip")
+
 
 class DataRootError(FileNotFoundError):
     """`data.root` is missing or incomplete; the message says how to obtain the data."""
+
+
+class DataValidationError(ValueError):
+    """Bad faces in a split: the message lists every bad file with its reason."""
 
 
 class LandmarkDataModule(L.LightningDataModule):
@@ -48,9 +57,14 @@ class LandmarkDataModule(L.LightningDataModule):
         photometric: Mapping | None = None,
         synthetic: Mapping | None = None,
         how_to_get: str = "",
+        on_bad_sample: str = "error",
+        bad_samples_dir: str | None = None,
+        expected_counts: Mapping[str, int] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
+        if on_bad_sample not in ON_BAD_SAMPLE:
+            raise ValueError(f"data.on_bad_sample={on_bad_sample!r}; choose one of {ON_BAD_SAMPLE}")
         self.scheme = get_scheme(scheme)
         if self.scheme.num_points != num_landmarks:
             raise ValueError(
@@ -94,8 +108,44 @@ class LandmarkDataModule(L.LightningDataModule):
                         f"data.root={self.root} has no folder '{folder}' (needed by split '{split}'). {hint}".strip()
                     )
 
-    def records(self, split: str) -> list[FaceRecord]:
-        return [r for folder in self.hparams.splits[split] for r in read_pts_folder(self.root / folder)]
+    def records(self, split: str, problems: list[AnnotationError] | None = None) -> list[FaceRecord]:
+        """The faces of a split; bad ones raise, or go to `problems` when it is a list."""
+        return [
+            record
+            for folder in self.hparams.splits[split]
+            for record in read_pts_folder(self.root / folder, self.scheme.num_points, problems)
+        ]
+
+    def checked_records(self, split: str) -> list[FaceRecord]:
+        """The good faces of a split: bad ones stop the run with a full report, or are skipped
+        (`on_bad_sample=skip`) with their list written to `bad_samples_dir`."""
+        problems: list[AnnotationError] = []
+        records = self.records(split, problems)
+        if not problems:
+            return records
+        report = "\n".join(f"  {problem}" for problem in problems)
+        if self.hparams.on_bad_sample == "error":
+            raise DataValidationError(
+                f"split '{split}' of data.root={self.root} has {len(problems)} bad faces:\n{report}\n"
+                "Fix or remove them, or leave them out with data.on_bad_sample=skip."
+            )
+        where = "the log above"
+        if self.hparams.bad_samples_dir:
+            path = Path(self.hparams.bad_samples_dir) / f"bad_samples_{split}.txt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(f"{problem}\n" for problem in problems))
+            where = str(path)
+        log.warning(
+            f"split '{split}': skipped {len(problems)} bad faces (data.on_bad_sample=skip); list in {where}"
+        )
+        if not self.hparams.bad_samples_dir:
+            log.warning(report)
+        return records
+
+    def count_mismatches(self, counts: Mapping[str, int]) -> dict[str, tuple[int, int]]:
+        """Splits whose size differs from the published one: {split: (found, expected)}."""
+        expected = self.hparams.expected_counts or {}
+        return {s: (counts[s], n) for s, n in expected.items() if s in counts and counts[s] != n}
 
     def _dataset(self, split: str, train: bool) -> LandmarkDataset:
         hp = self.hparams
@@ -104,7 +154,13 @@ class LandmarkDataModule(L.LightningDataModule):
             augmentation = CropAugmentation(**(hp.augmentation or {}))
             photometric = photometric_augmentation(**(hp.photometric or {}))
         return LandmarkDataset(
-            self.records(split), self.scheme, split, hp.image_size, hp.crop_margin, augmentation, photometric
+            self.checked_records(split),
+            self.scheme,
+            split,
+            hp.image_size,
+            hp.crop_margin,
+            augmentation,
+            photometric,
         )
 
     def setup(self, stage: str | None = None) -> None:

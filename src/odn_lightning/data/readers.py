@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from .pts import AnnotationError, read_pts
 
@@ -55,19 +56,65 @@ def read_occlusion(path: str | Path, num_points: int) -> np.ndarray:
     return np.asarray(values, dtype=np.uint8)
 
 
-def read_pts_folder(folder: str | Path) -> list[FaceRecord]:
-    """Every face of one flat 300W-style folder, sorted by file name."""
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the image header, without decoding the pixels."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, SyntaxError, ValueError) as err:
+        raise AnnotationError(f"{path}: not a readable image ({err})") from err
+
+
+def check_landmarks(path: Path, landmarks: np.ndarray, num_points: int | None, size: tuple[int, int]) -> None:
+    """Point count, and points far outside the image (more than half the image beyond an edge)."""
+    if num_points is not None and len(landmarks) != num_points:
+        raise AnnotationError(f"{path}: {len(landmarks)} landmarks, expected {num_points}")
+    width, height = size
+    low, high = -0.5 * np.array([width, height]), 1.5 * np.array([width, height])
+    outside = np.any((landmarks < low) | (landmarks > high), axis=1)
+    if outside.any():
+        raise AnnotationError(
+            f"{path}: {int(outside.sum())} points far outside the {width}x{height} image "
+            f"(first: point {int(np.argmax(outside))} at {landmarks[np.argmax(outside)].round(1).tolist()})"
+        )
+
+
+def read_pts_folder(
+    folder: str | Path, num_points: int | None = None, problems: list[AnnotationError] | None = None
+) -> list[FaceRecord]:
+    """Every face of one flat 300W-style folder, sorted by file name.
+
+    A bad face (image without annotation or the reverse, unreadable image or `.pts`, wrong point
+    count, NaN, points far outside the image) raises AnnotationError, or, when `problems` is a list,
+    is appended there and left out, so that one pass reports every bad file.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: folder not found")
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    annotated = {p.with_suffix("") for p in images}
     records = []
-    for image_path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+
+    def bad(err: AnnotationError) -> None:
+        if problems is None:
+            raise err
+        problems.append(err)
+
+    for pts_path in (p for p in files if p.suffix == ".pts" and p.with_suffix("") not in annotated):
+        bad(AnnotationError(f"{pts_path}: annotation without an image (no {pts_path.stem}.jpg/.png)"))
+    for image_path in images:
         pts_path = image_path.with_suffix(".pts")
-        if not pts_path.exists():
-            raise AnnotationError(f"{image_path}: image has no annotation ({pts_path.name} is missing)")
-        landmarks = read_pts(pts_path)
-        occ_path = occlusion_path(image_path)
-        occlusion = read_occlusion(occ_path, len(landmarks)) if occ_path.exists() else None
+        try:
+            if not pts_path.exists():
+                raise AnnotationError(f"{image_path}: image has no annotation ({pts_path.name} is missing)")
+            landmarks = read_pts(pts_path)
+            check_landmarks(pts_path, landmarks, num_points, image_size(image_path))
+            occ_path = occlusion_path(image_path)
+            occlusion = read_occlusion(occ_path, len(landmarks)) if occ_path.exists() else None
+        except AnnotationError as err:
+            bad(err)
+            continue
         mask = mask_path_for(image_path)
         records.append(FaceRecord(image_path, landmarks, occlusion, mask if mask.exists() else None))
     return records

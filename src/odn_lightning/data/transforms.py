@@ -92,7 +92,7 @@ class CropAugmentation:
     flip: bool = False
 
 
-def photometric_augmentation(color_jitter: float, blur: float, noise: float) -> A.Compose:
+def photometric_augmentation(color_jitter: float = 0.0, blur: float = 0.0, noise: float = 0.0) -> A.Compose:
     """albumentations' pixel-level augmentations; they move no pixel, so landmarks are untouched."""
     transforms: list[A.BasicTransform] = []
     if color_jitter > 0:
