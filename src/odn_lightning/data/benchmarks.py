@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import scipy.io
 
-from .pts import AnnotationError
+from .pts import AnnotationError, read_annotation_text
 from .readers import OCCLUDED_BY_OBJECT, FaceRecord
 
 # WFLW's six attribute flags, in file order (https://wywu.github.io/projects/LAB/WFLW.html).
@@ -50,13 +50,6 @@ def _finite_floats(path: Path, where: str, tokens: Sequence[str]) -> np.ndarray:
     return values
 
 
-def _read_text_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise AnnotationError(f"{path}: cannot read ({err})") from err
-
-
 # --------------------------------------------------------------------------------------------- WFLW
 
 
@@ -76,7 +69,7 @@ def read_wflw(annotation_file: str | Path, image_root: str | Path) -> list[Bench
     image_root = Path(image_root)
     num_numbers = 2 * WFLW_NUM_POINTS + 4 + len(WFLW_ATTRIBUTES)
     records = []
-    for line_no, line in enumerate(_read_text_lines(path), start=1):
+    for line_no, line in enumerate(read_annotation_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         # maxsplit keeps an image name with spaces in one piece.

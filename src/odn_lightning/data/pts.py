@@ -16,13 +16,18 @@ class AnnotationError(ValueError):
     """An annotation file that cannot be read; the message names the file and the reason."""
 
 
+def read_annotation_text(path: Path) -> str:
+    """The text of an annotation file; unreadable files raise AnnotationError naming them."""
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise AnnotationError(f"{path}: cannot read ({err})") from err
+
+
 def read_pts(path: str | Path) -> np.ndarray:
     """Read a `.pts` file into an (N, 2) float32 array of 0-based pixel coordinates."""
     path = Path(path)
-    try:
-        lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-    except (OSError, UnicodeDecodeError) as err:
-        raise AnnotationError(f"{path}: cannot read ({err})") from err
+    lines = [ln.strip() for ln in read_annotation_text(path).splitlines() if ln.strip()]
     header = {}
     body_start = None
     for i, line in enumerate(lines):

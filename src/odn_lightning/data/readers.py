@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .pts import AnnotationError, read_pts
+from .pts import AnnotationError, read_annotation_text, read_pts
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 OCCLUDED_BY_OBJECT = 1
@@ -48,7 +48,7 @@ def write_occlusion(path: str | Path, occlusion: np.ndarray) -> None:
 def read_occlusion(path: str | Path, num_points: int) -> np.ndarray:
     path = Path(path)
     try:
-        values = [int(v) for v in path.read_text().split()]
+        values = [int(v) for v in read_annotation_text(path).split()]
     except ValueError:
         raise AnnotationError(f"{path}: occlusion flags must be integers") from None
     if len(values) != num_points:
