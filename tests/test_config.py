@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from odn_lightning.config import CONFIG_DIR, overridden
+from odn_lightning.data.schemes import get_scheme
 
 from .conftest import compose_config
 
@@ -33,7 +34,7 @@ def test_every_group_has_options():
 def test_train_option_composes_and_resolves(group, option, tmp_path):
     cfg = compose_config("train", [f"{group}={option}"], tmp_path)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    assert resolved["data"]["num_landmarks"] == 68
+    assert resolved["data"]["num_landmarks"] == get_scheme(resolved["data"]["scheme"]).num_points
     assert resolved["paths"]["output_dir"] == str(tmp_path)
     # The objects the entry point builds from this composition.
     instantiate(cfg.data)

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .config import CONFIG_DIR
+from .data.datamodule import source_paths
 from .runs import run_reporting_user_errors
 
 
@@ -35,7 +36,7 @@ def check(cfg: DictConfig) -> dict[str, int]:
             str(count),
             str(len(problems[split])),
             str(expected.get(split, "-")),
-            ", ".join(cfg.data.splits[split]),
+            ", ".join(path for source in cfg.data.splits[split] for path in source_paths(source)),
         )
     Console().print(table)
     # A face in two splits (300W's full = common + challenging) is reported once.

@@ -375,3 +375,14 @@ def read_aflw_info(
             BenchmarkRecord(image_root / name[0], landmarks.astype(np.float32), occlusion, box=box)
         )
     return records
+
+
+# Readers a data config can name in a split source ({reader: NAME, ...arguments}); the arguments in
+# PATH_ARGUMENTS are relative to data.root.
+BENCHMARK_READERS = {
+    "wflw": read_wflw,
+    "cofw_mat": read_cofw_mat,
+    "hrnet_csv": read_hrnet_csv,
+    "aflw_info": read_aflw_info,
+}
+PATH_ARGUMENTS = ("annotation_file", "image_root", "mat_file", "image_dir", "csv_file", "points_dir")

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from .benchmarks import BENCHMARK_READERS, PATH_ARGUMENTS
 from .dataset import LandmarkDataset
 from .pts import AnnotationError
 from .readers import FaceRecord, read_pts_folder
@@ -29,11 +30,20 @@ class DataValidationError(ValueError):
     """Bad faces in a split: the message lists every bad file with its reason."""
 
 
+def source_paths(source: str | Mapping) -> list[str]:
+    """The paths under data.root that a split source reads."""
+    if isinstance(source, str):
+        return [source]
+    return [str(source[key]) for key in PATH_ARGUMENTS if source.get(key) is not None]
+
+
 class LandmarkDataModule(L.LightningDataModule):
     """Faces in the 300W on-disk layout (an image and a `.pts` per face, one folder per subset).
 
-    `splits` maps each split name to the folders (relative to `root`) it is made of, so 300W's
-    `common` is `[lfpw/testset, helen/testset]` and the synthetic `full` is `[common, challenging]`.
+    `splits` maps each split name to the sources (relative to `root`) it is made of. A source is a
+    folder in the 300W layout, so 300W's `common` is `[lfpw/testset, helen/testset]` and the synthetic
+    `full` is `[common, challenging]`, or a benchmark's annotation file read by a named reader:
+    `{reader: wflw, annotation_file: ..., image_root: ...}` (see `benchmarks.BENCHMARK_READERS`).
     With `synthetic` set, the folders are generated under `root` on first use.
     """
 
@@ -101,20 +111,32 @@ class LandmarkDataModule(L.LightningDataModule):
         hint = self.hparams.how_to_get.strip()
         if not self.root.is_dir():
             raise DataRootError(f"data.root={self.root} does not exist. {hint}".strip())
-        for split, folders in self.hparams.splits.items():
-            for folder in folders:
-                if not (self.root / folder).is_dir():
-                    raise DataRootError(
-                        f"data.root={self.root} has no folder '{folder}' (needed by split '{split}'). {hint}".strip()
-                    )
+        for split, sources in self.hparams.splits.items():
+            for source in sources:
+                for path in source_paths(source):
+                    if not (self.root / path).exists():
+                        raise DataRootError(
+                            f"data.root={self.root} has no '{path}' (needed by split '{split}'). {hint}".strip()
+                        )
 
     def records(self, split: str, problems: list[AnnotationError] | None = None) -> list[FaceRecord]:
         """The faces of a split; bad ones raise, or go to `problems` when it is a list."""
-        return [
-            record
-            for folder in self.hparams.splits[split]
-            for record in read_pts_folder(self.root / folder, self.scheme.num_points, problems)
-        ]
+        return [record for source in self.hparams.splits[split] for record in self._read(source, problems)]
+
+    def _read(self, source: str | Mapping, problems: list[AnnotationError] | None) -> list[FaceRecord]:
+        if isinstance(source, str):
+            return read_pts_folder(self.root / source, self.scheme.num_points, problems)
+        arguments = dict(source)
+        name = arguments.pop("reader", None)
+        if name not in BENCHMARK_READERS:
+            raise ValueError(
+                f"data.splits source {dict(source)} names reader {name!r}; use one of {sorted(BENCHMARK_READERS)}"
+            )
+        for key in PATH_ARGUMENTS:
+            if arguments.get(key) is not None:
+                arguments[key] = self.root / arguments[key]
+        # Benchmark files are read whole: a bad line stops the run with the file and line named.
+        return BENCHMARK_READERS[name](**arguments)
 
     def checked_records(self, split: str) -> list[FaceRecord]:
         """The good faces of a split: bad ones stop the run with a full report, or are skipped

@@ -1,0 +1,64 @@
+"""conf/data/wflw.yaml reads a tree in WFLW's published layout end to end."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from hydra.utils import instantiate
+
+from odn_lightning.data_check import check
+
+from ..conftest import compose_config
+from .test_benchmarks import _wflw_line
+
+SUBSETS = ("largepose", "expression", "illumination", "makeup", "occlusion", "blur")
+
+
+@pytest.fixture
+def wflw_root(tmp_path):
+    root = tmp_path / "WFLW"
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(4):
+        name = f"0--Parade/face_{i}.jpg"
+        image = root / "WFLW_images" / name
+        image.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(image), rng.integers(0, 255, (120, 120, 3), dtype=np.uint8))
+        points = rng.uniform(30, 90, (98, 2))
+        lines.append(_wflw_line(points, [30, 30, 90, 90], [int(i == 0), 0, 0, 0, int(i > 1), 0], name))
+    annotations = root / "WFLW_annotations"
+    (annotations / "list_98pt_rect_attr_train_test").mkdir(parents=True)
+    (annotations / "list_98pt_test").mkdir()
+    for split in ("train", "test"):
+        (annotations / "list_98pt_rect_attr_train_test" / f"list_98pt_rect_attr_{split}.txt").write_text(
+            "\n".join(lines) + "\n"
+        )
+    for subset in SUBSETS:
+        (annotations / "list_98pt_test" / f"list_98pt_test_{subset}.txt").write_text(lines[-1] + "\n")
+    return root
+
+
+def test_wflw_config_builds_98_point_samples_for_every_split(wflw_root, tmp_path):
+    cfg = compose_config("train", ["data=wflw", f"data.root={wflw_root}", "data.image_size=64"], tmp_path)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    datamodule.setup("test")
+    sample = datamodule.datasets["train"][0]
+    assert sample["image"].shape == (3, 64, 64) and sample["landmarks"].shape == (98, 2)
+    assert sample["landmarks"].abs().max() < 1
+    assert [len(datamodule.datasets[s]) for s in cfg.data.test_splits] == [4, 1, 1, 1, 1, 1, 1]
+
+
+def test_wflw_data_check_reports_counts_off_the_published_ones(wflw_root, tmp_path, capsys):
+    cfg = compose_config("data_check", ["data=wflw", f"data.root={wflw_root}"], tmp_path)
+    with pytest.raises(SystemExit, match="0 bad faces and 8 split counts off"):
+        check(cfg)
+    assert "split 'train' has 4 faces, the benchmark defines 7500" in capsys.readouterr().out
+
+
+def test_missing_wflw_annotations_name_the_file(tmp_path):
+    cfg = compose_config("train", ["data=wflw", f"data.root={tmp_path}"], tmp_path / "out")
+    with pytest.raises(FileNotFoundError, match="list_98pt_rect_attr_train.txt"):
+        instantiate(cfg.data).prepare_data()
