@@ -7,7 +7,6 @@ evaluated, at the crop size the model was trained with unless `data.image_size` 
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import hydra
@@ -21,8 +20,6 @@ from . import runs
 from .callbacks import RUN_CONFIG_KEY
 from .config import CONFIG_DIR, overridden
 from .module import LandmarkModule
-
-log = logging.getLogger(__name__)
 
 
 def load_checkpoint(path: str | Path) -> dict:

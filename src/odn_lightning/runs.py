@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 import sys
 from collections.abc import Callable, Mapping
@@ -20,8 +19,6 @@ from rich.table import Table
 from .data.datamodule import DataRootError, DataValidationError
 from .data.pts import AnnotationError
 from .models import PretrainedWeightsUnavailable
-
-log = logging.getLogger(__name__)
 
 # Problems of the user's input or machine, not of the code: one line saying what to do, no traceback.
 USER_ERRORS = (

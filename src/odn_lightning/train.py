@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import hydra
 import lightning as L
 from hydra.utils import instantiate
@@ -12,8 +10,6 @@ from omegaconf import DictConfig, OmegaConf
 from . import runs
 from .callbacks import RunConfigInCheckpoint
 from .config import CONFIG_DIR
-
-log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
