@@ -47,7 +47,8 @@ def test_wflw_config_builds_98_point_samples_for_every_split(wflw_root, tmp_path
     datamodule.setup("test")
     sample = datamodule.datasets["train"][0]
     assert sample["image"].shape == (3, 64, 64) and sample["landmarks"].shape == (98, 2)
-    assert sample["landmarks"].abs().max() < 1
+    # The evaluation crop is deterministic: a 25% margin keeps every point within 1 / 1.25 of the centre.
+    assert datamodule.datasets["full"][0]["landmarks"].abs().max() <= 0.8 + 1e-5
     assert [len(datamodule.datasets[s]) for s in cfg.data.test_splits] == [4, 1, 1, 1, 1, 1, 1]
 
 
