@@ -17,7 +17,8 @@ CONF = Path(CONFIG_DIR)
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    """The selectable options; `_name.yaml` files are parts that options include."""
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
 GROUPS = ["data", "model", "trainer", "logger", "callbacks", "paths", "experiment", "debug", "hydra"]

@@ -76,7 +76,35 @@ def test_wflw_bad_line_names_file_line_and_reason(tmp_path, mutate, reason):
 # --------------------------------------------------------------------------------------------- COFW
 
 
-def _cofw_mat(path, split, n=4):
+def savemat_v73(path, variables):
+    """Write variables as MATLAB 7.3 does: HDF5 behind a 512-byte MATLAB header, arrays stored
+    column-major (transposed), cell arrays as object references into '#refs#'."""
+    import h5py
+
+    with h5py.File(path, "w", userblock_size=512) as f:
+        refs = f.create_group("#refs#")
+
+        def store(group, name, value):
+            value = np.asarray(value)
+            if value.dtype == object:
+                cell = np.empty(value.T.shape, dtype=h5py.ref_dtype)
+                for index, element in np.ndenumerate(value.T):
+                    cell[index] = store(refs, f"r{len(refs)}", element).ref
+                dataset = group.create_dataset(name, data=cell)
+                dataset.attrs["MATLAB_class"] = np.bytes_("cell")
+                return dataset
+            dataset = group.create_dataset(name, data=value.T)
+            dataset.attrs["MATLAB_class"] = np.bytes_("uint8" if value.dtype == np.uint8 else "double")
+            return dataset
+
+        for name, value in variables.items():
+            store(f, name, value)
+    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: x HDF5 schema 1.00 .".ljust(116)
+    with open(path, "r+b") as f:
+        f.write(header + b"\x00" * 8 + b"\x00\x02IM")
+
+
+def _cofw_mat(path, split, n=4, version="7"):
     images = [RNG.integers(0, 255, (20 + i, 30, 3), dtype=np.uint8) for i in range(n - 1)]
     images.append(RNG.integers(0, 255, (25, 22), dtype=np.uint8))  # COFW has grey images too
     xs, ys = RNG.uniform(1, 20, (n, 29)), RNG.uniform(1, 20, (n, 29))
@@ -84,14 +112,16 @@ def _cofw_mat(path, split, n=4):
     phis = np.concatenate([xs, ys, occ], axis=1)
     boxes = np.tile([2.0, 3.0, 10.0, 12.0], (n, 1))
     keys = ("IsTr", "phisTr", "bboxesTr") if split == "train" else ("IsT", "phisT", "bboxesT")
-    scipy.io.savemat(str(path), dict(zip(keys, (_cell(images), phis, boxes), strict=True)))
+    variables = dict(zip(keys, (_cell(images), phis, boxes), strict=True))
+    (savemat_v73 if version == "7.3" else scipy.io.savemat)(str(path), variables)
     return images, xs, ys, occ
 
 
+@pytest.mark.parametrize("version", ["7", "7.3"])
 @pytest.mark.parametrize("split", ["train", "test"])
-def test_cofw_mat_writes_images_and_shifts_to_zero_based(tmp_path, split):
+def test_cofw_mat_writes_images_and_shifts_to_zero_based(tmp_path, split, version):
     mat_path = tmp_path / f"COFW_{split}_color.mat"
-    images, xs, ys, occ = _cofw_mat(mat_path, split)
+    images, xs, ys, occ = _cofw_mat(mat_path, split, version=version)
     cache = tmp_path / "cache"
     records = read_cofw_mat(mat_path, cache)
     assert len(records) == 4
@@ -111,16 +141,16 @@ def test_cofw_mat_writes_images_and_shifts_to_zero_based(tmp_path, split):
     assert records[0].image_path.stat().st_mtime_ns == mtime
 
 
-def test_cofw_mat_bad_shape_and_v73_name_the_file(tmp_path):
+def test_cofw_mat_bad_shape_and_bad_files_name_the_file(tmp_path):
     bad = tmp_path / "COFW_test_color.mat"
     scipy.io.savemat(str(bad), {"IsT": _cell([np.zeros((4, 4), np.uint8)]), "phisT": np.zeros((1, 58))})
     with pytest.raises(AnnotationError, match=r"COFW_test_color.mat: 'phisT' has shape \(1, 58\)"):
         read_cofw_mat(bad, tmp_path / "cache")
-    v73 = tmp_path / "COFW_train_color.mat"
+    v73 = tmp_path / "COFW_train_color.mat"  # a v7.3 header on a file that is not HDF5
     v73.write_bytes(
         b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: x HDF5 schema 1.00 .".ljust(512, b" ")
     )
-    with pytest.raises(AnnotationError, match=r"COFW_train_color.mat: MATLAB v7.3.*-v7"):
+    with pytest.raises(AnnotationError, match=r"COFW_train_color.mat: not a readable .mat file"):
         read_cofw_mat(v73, tmp_path / "cache")
     junk = tmp_path / "junk.mat"
     junk.write_bytes(b"not a mat file at all")

@@ -3,13 +3,14 @@
 Every reader returns `BenchmarkRecord`s (a `FaceRecord` with optional benchmark extras) whose
 landmarks are 0-based pixel coordinates (the centre of the top-left pixel is (0, 0)). Files made in
 Matlab (COFW `.mat`, COFW-68 `.mat`) are 1-based and are shifted by -1 here; what each reader assumes
-is stated in its docstring. Bad content raises `AnnotationError` naming the file and the reason.
+is stated in its docstring. Bad content raises `AnnotationError` naming the file and the reason;
+a reader given a `problems` list collects the bad faces there instead (one line, row or file each)
+and returns the good ones, so that one pass reports them all. A file unreadable as a whole raises.
 """
 
 from __future__ import annotations
 
 import csv
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 import scipy.io
 
 from .pts import AnnotationError, read_annotation_text
-from .readers import OCCLUDED_BY_OBJECT, FaceRecord
+from .readers import OCCLUDED_BY_OBJECT, FaceRecord, report
 
 # WFLW's six attribute flags, in file order (https://wywu.github.io/projects/LAB/WFLW.html).
 WFLW_ATTRIBUTES = ("pose", "expression", "illumination", "make-up", "occlusion", "blur")
@@ -30,8 +31,6 @@ COFW68_NUM_POINTS = 68
 
 @dataclass(frozen=True)
 class BenchmarkRecord(FaceRecord):
-    # Face box (x_min, y_min, x_max, y_max) in 0-based pixels, as the benchmark gives it; None if absent.
-    box: np.ndarray | None = None
     # Benchmark attribute flags by name (WFLW's six subsets); None if the benchmark has none.
     attributes: dict[str, bool] | None = None
     # HRNet-Facial crop parameters: box side / 200, box centre (x, y), and AFLW's normalising box size.
@@ -53,7 +52,9 @@ def _finite_floats(path: Path, where: str, tokens: Sequence[str]) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- WFLW
 
 
-def read_wflw(annotation_file: str | Path, image_root: str | Path) -> list[BenchmarkRecord]:
+def read_wflw(
+    annotation_file: str | Path, image_root: str | Path, problems: list[AnnotationError] | None = None
+) -> list[BenchmarkRecord]:
     """Read a WFLW list file (Wu et al., "Look at Boundary", CVPR 2018).
 
     Files: `WFLW_annotations/list_98pt_rect_attr_train_test/list_98pt_rect_attr_{train,test}.txt` and
@@ -68,29 +69,32 @@ def read_wflw(annotation_file: str | Path, image_root: str | Path) -> list[Bench
     path = Path(annotation_file)
     image_root = Path(image_root)
     num_numbers = 2 * WFLW_NUM_POINTS + 4 + len(WFLW_ATTRIBUTES)
+    lines = [(no, line) for no, line in enumerate(read_annotation_text(path).splitlines(), 1) if line.strip()]
+    if not lines:
+        raise AnnotationError(f"{path}: no faces listed")
     records = []
-    for line_no, line in enumerate(read_annotation_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
+    for line_no, line in lines:
+        where = f"line {line_no}"
         # maxsplit keeps an image name with spaces in one piece.
         tokens = line.split(maxsplit=num_numbers)
-        if len(tokens) != num_numbers + 1:
-            raise AnnotationError(
-                f"{path}: line {line_no}: {len(tokens)} fields, expected {num_numbers} numbers and an image path"
-            )
-        where = f"line {line_no}"
-        numbers = _finite_floats(path, where, tokens[:num_numbers])
-        flags = numbers[2 * WFLW_NUM_POINTS + 4 :]
-        if not np.isin(flags, (0.0, 1.0)).all():
-            raise AnnotationError(f"{path}: {where}: attribute flags must be 0 or 1")
+        try:
+            if len(tokens) != num_numbers + 1:
+                raise AnnotationError(
+                    f"{path}: {where}: {len(tokens)} fields, expected {num_numbers} numbers and an image path"
+                )
+            numbers = _finite_floats(path, where, tokens[:num_numbers])
+            flags = numbers[2 * WFLW_NUM_POINTS + 4 :]
+            if not np.isin(flags, (0.0, 1.0)).all():
+                raise AnnotationError(f"{path}: {where}: attribute flags must be 0 or 1")
+        except AnnotationError as err:
+            report(err, problems)
+            continue
         landmarks = numbers[: 2 * WFLW_NUM_POINTS].reshape(WFLW_NUM_POINTS, 2).astype(np.float32)
         box = numbers[2 * WFLW_NUM_POINTS : 2 * WFLW_NUM_POINTS + 4].astype(np.float32)
         attributes = {name: bool(v) for name, v in zip(WFLW_ATTRIBUTES, flags, strict=True)}
-        records.append(
-            BenchmarkRecord(image_root / tokens[-1].strip(), landmarks, box=box, attributes=attributes)
-        )
-    if not records:
-        raise AnnotationError(f"{path}: no faces listed")
+        image_path = image_root / tokens[-1].strip()
+        annotation = f"{path}: {where}"
+        records.append(BenchmarkRecord(image_path, landmarks, box=box, annotation=annotation, attributes=attributes))
     return records
 
 
@@ -98,23 +102,47 @@ def read_wflw(annotation_file: str | Path, image_root: str | Path) -> list[Bench
 
 
 def _load_mat(path: Path) -> dict:
-    """scipy.io.loadmat with AnnotationErrors; refuses MATLAB v7.3 (HDF5) files with a way out."""
+    """A .mat file as {name: array}, in MATLAB's shapes, with AnnotationErrors naming the file.
+
+    MATLAB v5/v7 files go through scipy.io.loadmat. v7.3 files (HDF5; COFW's `COFW_*_color.mat`
+    are published so) go through h5py: HDF5 stores MATLAB arrays column-major, so every array is
+    transposed back, cell arrays (object references) become object arrays of their transposed
+    elements, and char arrays become str."""
     try:
         with path.open("rb") as f:
             header = f.read(128)
     except OSError as err:
         raise AnnotationError(f"{path}: cannot read ({err})") from err
-    if header.startswith(b"MATLAB 7.3 MAT-file"):
-        raise AnnotationError(
-            f"{path}: MATLAB v7.3 (HDF5) .mat files are not supported (h5py is not a dependency); "
-            "re-save it as v7 in MATLAB or Octave: `load(f); save(f, '-v7')`"
-        )
     try:
+        if header.startswith(b"MATLAB 7.3 MAT-file"):
+            return _load_mat_v73(path)
         return scipy.io.loadmat(str(path))
-    except NotImplementedError as err:  # scipy's own v7.3 refusal, should the header test miss it
-        raise AnnotationError(f"{path}: MATLAB v7.3 file; re-save it with `save -v7` ({err})") from err
-    except Exception as err:  # scipy raises ValueError, TypeError, MatReadError... on corrupt files
+    except AnnotationError:
+        raise
+    except Exception as err:  # scipy and h5py raise ValueError, OSError, KeyError... on corrupt files
         raise AnnotationError(f"{path}: not a readable .mat file ({err})") from err
+
+
+def _load_mat_v73(path: Path) -> dict:
+    import h5py
+
+    def value(node):
+        if isinstance(node, h5py.Group):
+            raise AnnotationError(f"{path}: '{node.name}' is a MATLAB struct; a matrix or cell was expected")
+        data = node[()]
+        matlab_class = node.attrs.get("MATLAB_class", b"")
+        matlab_class = matlab_class.decode() if isinstance(matlab_class, bytes) else str(matlab_class)
+        if data.dtype == h5py.ref_dtype:
+            cell = np.empty(data.T.shape, dtype=object)
+            for index, ref in np.ndenumerate(data.T):
+                cell[index] = value(node.file[ref])
+            return cell
+        if matlab_class == "char":
+            return "".join(map(chr, np.asarray(data).T.reshape(-1)))
+        return np.asarray(data).T
+
+    with h5py.File(path, "r") as f:
+        return {name: value(node) for name, node in f.items() if not name.startswith("#")}
 
 
 def _mat_images(path: Path, key: str, cell: np.ndarray) -> list[np.ndarray]:
@@ -130,7 +158,9 @@ def _mat_images(path: Path, key: str, cell: np.ndarray) -> list[np.ndarray]:
     return images
 
 
-def read_cofw_mat(mat_file: str | Path, image_dir: str | Path | None = None) -> list[BenchmarkRecord]:
+def read_cofw_mat(
+    mat_file: str | Path, image_dir: str | Path | None = None, problems: list[AnnotationError] | None = None
+) -> list[BenchmarkRecord]:
     """Read COFW's `COFW_train_color.mat` or `COFW_test_color.mat` (Burgos-Artizzu, Perona and Dollar,
     "Robust face landmark estimation under occlusion", ICCV 2013;
     http://www.vision.caltech.edu/xpburgos/ICCV13/).
@@ -143,7 +173,7 @@ def read_cofw_mat(mat_file: str | Path, image_dir: str | Path | None = None) -> 
 
     The images live inside the .mat, so they are written once as PNG to `image_dir` (default: a folder
     `<mat stem>_images` next to the .mat) as `cofw_{split}_{i:04d}.png`; existing files are reused.
-    The train file is distributed as MATLAB v7.3 (HDF5), which scipy cannot read: re-save it as v7.
+    Both files are published as MATLAB v7.3 (HDF5) and read with h5py; v7 files are read too.
     """
     path = Path(mat_file)
     mat = _load_mat(path)
@@ -161,21 +191,24 @@ def read_cofw_mat(mat_file: str | Path, image_dir: str | Path | None = None) -> 
         raise AnnotationError(
             f"{path}: '{phis_key}' has shape {phis.shape}, expected ({len(images)}, {3 * COFW_NUM_POINTS})"
         )
-    if not np.isfinite(phis).all():
-        raise AnnotationError(f"{path}: '{phis_key}' has non-finite values")
     boxes = None
     if box_key in mat:
         boxes = np.asarray(mat[box_key], dtype=np.float64)
         if boxes.shape != (len(images), 4):
             raise AnnotationError(f"{path}: '{box_key}' has shape {boxes.shape}, expected ({len(images)}, 4)")
     occluded = phis[:, 2 * COFW_NUM_POINTS :]
-    if not np.isin(occluded, (0.0, 1.0)).all():
-        raise AnnotationError(f"{path}: occlusion flags in '{phis_key}' must be 0 or 1")
 
     image_dir = Path(image_dir) if image_dir is not None else path.parent / f"{path.stem}_images"
     image_dir.mkdir(parents=True, exist_ok=True)
     records = []
     for i, image in enumerate(images):
+        where = f"{path}: face {i + 1}"
+        if not np.isfinite(phis[i]).all():
+            report(AnnotationError(f"{where}: '{phis_key}' has non-finite values"), problems)
+            continue
+        if not np.isin(occluded[i], (0.0, 1.0)).all():
+            report(AnnotationError(f"{where}: occlusion flags in '{phis_key}' must be 0 or 1"), problems)
+            continue
         image_path = image_dir / f"cofw_{split}_{i:04d}.png"
         if not image_path.exists():
             bgr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
@@ -188,20 +221,32 @@ def read_cofw_mat(mat_file: str | Path, image_dir: str | Path | None = None) -> 
         if boxes is not None:
             x, y, w, h = boxes[i]
             box = np.asarray([x - 1.0, y - 1.0, x - 1.0 + w, y - 1.0 + h], dtype=np.float32)
-        records.append(BenchmarkRecord(image_path, landmarks, occlusion, box=box))
+        records.append(BenchmarkRecord(image_path, landmarks, occlusion, box=box, annotation=where))
     return records
 
 
-def read_cofw68(points_dir: str | Path, images: Sequence[str | Path | FaceRecord]) -> list[BenchmarkRecord]:
+def read_cofw68(
+    points_dir: str | Path,
+    images: Sequence[str | Path | FaceRecord] | None = None,
+    mat_file: str | Path | None = None,
+    image_dir: str | Path | None = None,
+    problems: list[AnnotationError] | None = None,
+) -> list[BenchmarkRecord]:
     """Read the 68-point re-annotation of the 507 COFW test faces (Ghiasi and Fowlkes, "Occlusion
     Coherence: Localizing Occluded Faces with a Hierarchical Deformable Part Model", CVPR 2014;
     https://github.com/golnazghiasi/cofw68-benchmark).
 
     `points_dir` holds `{i}_points.mat` for i = 1..N, each with `Points` (68, 2) and `Occ` (68,)
     (1 = occluded -> `OCCLUDED_BY_OBJECT`). Face i pairs with the i-th COFW test image, in order:
-    `images` is those image paths (or the records of `read_cofw_mat` on `COFW_test_color.mat`).
+    `images` is those image paths (or records), or `mat_file` is COFW's `COFW_test_color.mat`, whose
+    images `read_cofw_mat` writes to `image_dir`. The face box is the one of the 29-point file.
     Assumption: `Points` are Matlab 1-based pixels like COFW's own, so they are shifted by -1.
     """
+    if (images is None) == (mat_file is None):
+        raise ValueError("read_cofw68 needs exactly one of `images` and `mat_file` (COFW_test_color.mat)")
+    if mat_file is not None:
+        # Faces are paired by position, so a bad 29-point face must stop the run, not be skipped.
+        images = read_cofw_mat(mat_file, image_dir)
     points_dir = Path(points_dir)
     if not points_dir.is_dir():
         raise FileNotFoundError(f"{points_dir}: folder not found")
@@ -221,28 +266,43 @@ def read_cofw68(points_dir: str | Path, images: Sequence[str | Path | FaceRecord
     records = []
     for i, image in enumerate(images, start=1):
         path = numbered[i]
-        mat = _load_mat(path)
-        if "Points" not in mat or "Occ" not in mat:
-            raise AnnotationError(f"{path}: needs both 'Points' and 'Occ'")
-        points = np.asarray(mat["Points"], dtype=np.float64)
-        occ = np.asarray(mat["Occ"], dtype=np.float64).reshape(-1)
-        if points.shape != (COFW68_NUM_POINTS, 2):
-            raise AnnotationError(f"{path}: 'Points' has shape {points.shape}, expected (68, 2)")
-        if occ.shape != (COFW68_NUM_POINTS,) or not np.isin(occ, (0.0, 1.0)).all():
-            raise AnnotationError(f"{path}: 'Occ' must be 68 flags of 0 or 1")
-        if not np.isfinite(points).all():
-            raise AnnotationError(f"{path}: 'Points' has non-finite values")
+        try:
+            points, occ = _cofw68_points(path)
+        except AnnotationError as err:
+            report(err, problems)
+            continue
         occlusion = np.where(occ > 0, OCCLUDED_BY_OBJECT, 0).astype(np.uint8)
-        image_path = image.image_path if isinstance(image, FaceRecord) else Path(image)
-        records.append(BenchmarkRecord(image_path, (points - 1.0).astype(np.float32), occlusion))
+        image_path, box = (image.image_path, image.box) if isinstance(image, FaceRecord) else (Path(image), None)
+        records.append(
+            BenchmarkRecord(image_path, (points - 1.0).astype(np.float32), occlusion, box=box, annotation=str(path))
+        )
     return records
+
+
+def _cofw68_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    mat = _load_mat(path)
+    if "Points" not in mat or "Occ" not in mat:
+        raise AnnotationError(f"{path}: needs both 'Points' and 'Occ'")
+    points = np.asarray(mat["Points"], dtype=np.float64)
+    occ = np.asarray(mat["Occ"], dtype=np.float64).reshape(-1)
+    if points.shape != (COFW68_NUM_POINTS, 2):
+        raise AnnotationError(f"{path}: 'Points' has shape {points.shape}, expected (68, 2)")
+    if occ.shape != (COFW68_NUM_POINTS,) or not np.isin(occ, (0.0, 1.0)).all():
+        raise AnnotationError(f"{path}: 'Occ' must be 68 flags of 0 or 1")
+    if not np.isfinite(points).all():
+        raise AnnotationError(f"{path}: 'Points' has non-finite values")
+    return points, occ
 
 
 # ---------------------------------------------------------------------------------------- HRNet CSV
 
 
 def read_hrnet_csv(
-    csv_file: str | Path, image_root: str | Path, num_points: int, one_based: bool = False
+    csv_file: str | Path,
+    image_root: str | Path,
+    num_points: int,
+    one_based: bool = False,
+    problems: list[AnnotationError] | None = None,
 ) -> list[BenchmarkRecord]:
     """Read an HRNet-Facial CSV (`face_landmarks_{300w,aflw,wflw}_{train,test,...}.csv`; Wang et al.,
     "Deep High-Resolution Representation Learning for Visual Recognition", TPAMI 2020;
@@ -252,7 +312,8 @@ def read_hrnet_csv(
     `image_name, scale, center_w, center_h, x0, y0, x1, y1, ...`, and for AFLW
     `image_name, scale, box_size, center_w, center_h, x0, y0, ...`. The two layouts are told apart
     by the column count (4 + 2N or 5 + 2N). `scale` is the box side / 200 (HRNet multiplies it by 1.25
-    before cropping; the stored value is kept here). Image paths are relative to `image_root`.
+    before cropping; the stored value is kept here, and the face box is the square of side
+    `scale * 200` about the centre). Image paths are relative to `image_root`.
 
     Coordinates are used as stored by default, as HRNet does; pass `one_based=True` to shift points and
     centre by -1 for CSVs copied unchanged from 1-based sources (e.g. 300W `.pts`), which we could not
@@ -272,26 +333,35 @@ def read_hrnet_csv(
     records = []
     for row_no, row in enumerate(rows[1:], start=2):
         where = f"row {row_no}"
-        if len(row) == 4 + 2 * num_points:
-            has_box_size = False
-        elif len(row) == 5 + 2 * num_points:
-            has_box_size = True
-        else:
-            raise AnnotationError(
-                f"{path}: {where}: {len(row)} columns; {4 + 2 * num_points} or {5 + 2 * num_points} "
-                f"expected for {num_points} points"
-            )
-        numbers = _finite_floats(path, where, row[1:])
+        has_box_size = len(row) == 5 + 2 * num_points
+        try:
+            if len(row) not in (4 + 2 * num_points, 5 + 2 * num_points):
+                raise AnnotationError(
+                    f"{path}: {where}: {len(row)} columns; {4 + 2 * num_points} or {5 + 2 * num_points} "
+                    f"expected for {num_points} points"
+                )
+            numbers = _finite_floats(path, where, row[1:])
+            if numbers[0] <= 0:
+                raise AnnotationError(f"{path}: {where}: scale must be positive")
+        except AnnotationError as err:
+            report(err, problems)
+            continue
         scale = float(numbers[0])
         box_size = float(numbers[1]) if has_box_size else None
         first = 2 if has_box_size else 1
         center = (numbers[first : first + 2] - shift).astype(np.float32)
         landmarks = (numbers[first + 2 :].reshape(num_points, 2) - shift).astype(np.float32)
-        if not math.isfinite(scale) or scale <= 0:
-            raise AnnotationError(f"{path}: {where}: scale must be positive")
+        half = scale * 100.0
+        box = np.concatenate([center - half, center + half]).astype(np.float32)
         records.append(
             BenchmarkRecord(
-                image_root / row[0].strip(), landmarks, scale=scale, center=center, box_size=box_size
+                image_root / row[0].strip(),
+                landmarks,
+                box=box,
+                annotation=f"{path}: {where}",
+                scale=scale,
+                center=center,
+                box_size=box_size,
             )
         )
     return records
@@ -309,6 +379,7 @@ def read_aflw_info(
     split: str = "all",
     num_train: int = 20000,
     one_based: bool = True,
+    problems: list[AnnotationError] | None = None,
 ) -> list[BenchmarkRecord]:
     """Read `AFLWinfo_release.mat`, the 19-point AFLW protocol of Zhu et al. ("Unconstrained face
     alignment via cascaded compositional learning", CVPR 2016;
@@ -350,8 +421,6 @@ def read_aflw_info(
         raise AnnotationError(f"{path}: 'nameList' has {len(names)} names for {n} faces")
     if sorted(ra.tolist()) != list(range(1, n + 1)):
         raise AnnotationError(f"{path}: 'ra' is not a 1-based permutation of 1..{n}")
-    if not (np.isfinite(data).all() and np.isfinite(boxes).all()):
-        raise AnnotationError(f"{path}: 'data' or 'bbox' has non-finite values")
 
     order = ra.astype(np.int64) - 1
     if split == "train":
@@ -364,15 +433,22 @@ def read_aflw_info(
     shift = 1.0 if one_based else 0.0
     records = []
     for i in order:
+        where = f"{path}: face {i + 1}"
         name = np.asarray(names[i]).reshape(-1)
         if name.size != 1 or not isinstance(name[0], str):
-            raise AnnotationError(f"{path}: 'nameList' entry {i + 1} is not a string")
+            report(AnnotationError(f"{where}: 'nameList' entry is not a string"), problems)
+            continue
+        if not (np.isfinite(data[i]).all() and np.isfinite(boxes[i]).all()):
+            report(AnnotationError(f"{where}: 'data' or 'bbox' has non-finite values"), problems)
+            continue
         landmarks = np.stack([data[i, :AFLW_NUM_POINTS], data[i, AFLW_NUM_POINTS:]], axis=1) - shift
         occlusion = np.where(mask[i] == 1, 0, OCCLUDED_BY_OBJECT).astype(np.uint8)
         left, right, top, bottom = boxes[i]
         box = np.asarray([left, top, right, bottom], dtype=np.float32) - shift
         records.append(
-            BenchmarkRecord(image_root / name[0], landmarks.astype(np.float32), occlusion, box=box)
+            BenchmarkRecord(
+                image_root / name[0], landmarks.astype(np.float32), occlusion, box=box, annotation=where
+            )
         )
     return records
 
@@ -382,6 +458,7 @@ def read_aflw_info(
 BENCHMARK_READERS = {
     "wflw": read_wflw,
     "cofw_mat": read_cofw_mat,
+    "cofw68": read_cofw68,
     "hrnet_csv": read_hrnet_csv,
     "aflw_info": read_aflw_info,
 }

@@ -14,9 +14,15 @@ from torch.utils.data import DataLoader
 from .benchmarks import BENCHMARK_READERS, PATH_ARGUMENTS
 from .dataset import LandmarkDataset
 from .pts import AnnotationError
-from .readers import FaceRecord, read_pts_folder
+from .readers import FaceRecord, checked, read_pts_folder, report
 from .schemes import get_scheme
-from .transforms import CropAugmentation, apply_matrix, photometric_augmentation, to_normalised
+from .transforms import (
+    CropAugmentation,
+    apply_matrix,
+    occlusion_augmentation,
+    photometric_augmentation,
+    to_normalised,
+)
 
 log = logging.getLogger(__name__)
 ON_BAD_SAMPLE = ("error", "skip")
@@ -59,12 +65,14 @@ class LandmarkDataModule(L.LightningDataModule):
         num_landmarks: int = 68,
         image_size: int = 224,
         crop_margin: float = 0.25,
+        crop_box: str = "landmarks",
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         num_workers: int = 2,
         pin_memory: bool = False,
         augmentation: Mapping | None = None,
         photometric: Mapping | None = None,
+        occlusion: Mapping | None = None,
         synthetic: Mapping | None = None,
         how_to_get: str = "",
         on_bad_sample: str = "error",
@@ -119,13 +127,20 @@ class LandmarkDataModule(L.LightningDataModule):
                             f"data.root={self.root} has no '{path}' (needed by split '{split}'). {hint}".strip()
                         )
 
-    def records(self, split: str, problems: list[AnnotationError] | None = None) -> list[FaceRecord]:
-        """The faces of a split; bad ones raise, or go to `problems` when it is a list."""
-        return [record for source in self.hparams.splits[split] for record in self._read(source, problems)]
+    def records(
+        self, split: str, problems: list[AnnotationError] | None = None, decode_images: bool = False
+    ) -> list[FaceRecord]:
+        """The faces of a split; bad ones raise, or go to `problems` when it is a list. Images are
+        checked by their header, or fully decoded with `decode_images` (finds truncated files)."""
+        return [
+            record
+            for source in self.hparams.splits[split]
+            for record in checked(self._read(source, problems), self.scheme.num_points, problems, decode_images)
+        ]
 
     def _read(self, source: str | Mapping, problems: list[AnnotationError] | None) -> list[FaceRecord]:
         if isinstance(source, str):
-            return read_pts_folder(self.root / source, self.scheme.num_points, problems)
+            return read_pts_folder(self.root / source, problems)
         arguments = dict(source)
         name = arguments.pop("reader", None)
         if name not in BENCHMARK_READERS:
@@ -135,8 +150,11 @@ class LandmarkDataModule(L.LightningDataModule):
         for key in PATH_ARGUMENTS:
             if arguments.get(key) is not None:
                 arguments[key] = self.root / arguments[key]
-        # Benchmark files are read whole: a bad line stops the run with the file and line named.
-        return BENCHMARK_READERS[name](**arguments)
+        try:
+            return BENCHMARK_READERS[name](**arguments, problems=problems)
+        except AnnotationError as err:  # the file as a whole is unreadable: all its faces are bad
+            report(err, problems)
+            return []
 
     def checked_records(self, split: str) -> list[FaceRecord]:
         """The good faces of a split: bad ones stop the run with a full report, or are skipped
@@ -171,10 +189,11 @@ class LandmarkDataModule(L.LightningDataModule):
 
     def _dataset(self, split: str, train: bool) -> LandmarkDataset:
         hp = self.hparams
-        augmentation = photometric = None
+        augmentation = photometric = occlusion = None
         if train:
             augmentation = CropAugmentation(**(hp.augmentation or {}))
             photometric = photometric_augmentation(**(hp.photometric or {}))
+            occlusion = occlusion_augmentation(**(hp.occlusion or {}))
         return LandmarkDataset(
             self.checked_records(split),
             self.scheme,
@@ -183,6 +202,8 @@ class LandmarkDataModule(L.LightningDataModule):
             hp.crop_margin,
             augmentation,
             photometric,
+            occlusion,
+            hp.crop_box,
         )
 
     def setup(self, stage: str | None = None) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import albumentations as A
-import cv2
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from .readers import FaceRecord
@@ -15,6 +15,7 @@ from .schemes import LandmarkScheme
 from .transforms import (
     CropAugmentation,
     apply_matrix,
+    covered_points,
     crop_matrix,
     face_box,
     jitter_matrix,
@@ -24,16 +25,29 @@ from .transforms import (
 )
 
 
+CROP_BOXES = ("landmarks", "dataset")
+
+
 def load_rgb(path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise OSError(f"{path}: cannot read the image (missing, truncated or not an image)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    """HxWx3 uint8 RGB in stored pixel order. Pillow, not OpenCV: OpenCV decodes what is left of a
+    truncated JPEG with only a warning, and turns images by their EXIF orientation, which the
+    annotations (made on the stored pixels) do not follow."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as err:
+        raise OSError(
+            f"{path}: cannot read the image ({err}); `make data-check` lists every such file"
+        ) from err
 
 
 class LandmarkDataset(Dataset):
     """Samples of one split: `image` (3, S, S) float, `landmarks` (L, 2) in [-1, 1] of the crop,
     `visible` (L,) bool, `matrix` (2, 3) original-to-crop pixels, plus `index`, `split`, `image_path`.
+
+    The crop is a square about the face box enlarged by `crop_margin`; `crop_box` says whose box:
+    "landmarks" (tight box of the points) or "dataset" (the box the dataset gives, e.g. WFLW's).
+    `occlusion` pastes random patches (training only) and flags the landmarks under them occluded.
     """
 
     def __init__(
@@ -45,6 +59,8 @@ class LandmarkDataset(Dataset):
         crop_margin: float,
         augmentation: CropAugmentation | None = None,
         photometric: A.Compose | None = None,
+        occlusion: A.BasicTransform | None = None,
+        crop_box: str = "landmarks",
     ) -> None:
         self.records = list(records)
         self.scheme = scheme
@@ -53,11 +69,20 @@ class LandmarkDataset(Dataset):
         self.crop_margin = crop_margin
         self.augmentation = augmentation
         self.photometric = photometric
+        self.occlusion = occlusion
+        if crop_box not in CROP_BOXES:
+            raise ValueError(f"data.crop_box={crop_box!r}; choose one of {CROP_BOXES}")
+        self.crop_box = crop_box
         for record in self.records:
             if len(record.landmarks) != scheme.num_points:
                 raise ValueError(
                     f"{record.image_path}: {len(record.landmarks)} landmarks, but the "
                     f"'{scheme.name}' scheme has {scheme.num_points}"
+                )
+            if crop_box == "dataset" and record.box is None:
+                raise ValueError(
+                    f"{record.annotation or record.image_path}: no face box in the dataset, but "
+                    "data.crop_box=dataset; crop around the landmarks with data.crop_box=landmarks"
                 )
 
     def __len__(self) -> int:
@@ -65,7 +90,8 @@ class LandmarkDataset(Dataset):
 
     def eval_matrix(self, record: FaceRecord) -> np.ndarray:
         """The deterministic crop used for evaluation (and as the base of training crops)."""
-        return crop_matrix(face_box(record.landmarks), self.image_size, self.crop_margin)
+        box = record.box if self.crop_box == "dataset" else face_box(record.landmarks)
+        return crop_matrix(np.asarray(box, dtype=np.float64), self.image_size, self.crop_margin)
 
     def __getitem__(self, index: int) -> dict:
         record = self.records[index]
@@ -87,10 +113,14 @@ class LandmarkDataset(Dataset):
         image = warp_crop(load_rgb(record.image_path), matrix, self.image_size)
         if self.photometric is not None:
             image = self.photometric(image=image)["image"]
-        points = to_normalised(apply_matrix(matrix, landmarks.astype(np.float64)), self.image_size)
+        points = apply_matrix(matrix, landmarks.astype(np.float64))
+        if self.occlusion is not None:
+            patched = self.occlusion(image=image, mask=np.zeros(image.shape[:2], dtype=np.uint8))
+            image = patched["image"]
+            visible = visible & ~covered_points(patched["mask"], points)
         return {
             "image": torch.from_numpy(normalise_image(image)),
-            "landmarks": torch.from_numpy(points.astype(np.float32)),
+            "landmarks": torch.from_numpy(to_normalised(points, self.image_size).astype(np.float32)),
             "visible": torch.from_numpy(np.asarray(visible, dtype=bool)),
             "has_visibility": record.visible is not None,
             "matrix": torch.from_numpy(matrix),

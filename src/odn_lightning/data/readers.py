@@ -27,6 +27,10 @@ class FaceRecord:
     landmarks: np.ndarray  # (N, 2) float32, 0-based pixels
     occlusion: np.ndarray | None = None  # (N,) uint8 bit mask, None where unknown
     mask_path: Path | None = None
+    # Face box (x_min, y_min, x_max, y_max) in 0-based pixels, as the dataset gives it; None if absent.
+    box: np.ndarray | None = None
+    # Where the landmarks were read ("a.pts", "list.txt: line 7"), for reports; None: the image path.
+    annotation: str | None = None
 
     @property
     def visible(self) -> np.ndarray | None:
@@ -56,19 +60,26 @@ def read_occlusion(path: str | Path, num_points: int) -> np.ndarray:
     return np.asarray(values, dtype=np.uint8)
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the image header, without decoding the pixels."""
+def image_size(path: Path, decode: bool = False) -> tuple[int, int]:
+    """(width, height) from the image header; `decode` also decodes the pixels, which finds
+    truncated files whose header is intact (slower: data-check does it, training does not)."""
+    if not path.is_file():
+        raise AnnotationError(f"{path}: image file is missing")
     try:
         with Image.open(path) as image:
+            if decode:
+                image.load()
             return image.size
     except (OSError, SyntaxError, ValueError) as err:
         raise AnnotationError(f"{path}: not a readable image ({err})") from err
 
 
-def check_landmarks(path: Path, landmarks: np.ndarray, num_points: int | None, size: tuple[int, int]) -> None:
-    """Point count, and points far outside the image (more than half the image beyond an edge)."""
+def check_landmarks(path: Path | str, landmarks: np.ndarray, num_points: int | None, size: tuple[int, int]) -> None:
+    """Point count, finiteness, and points far outside the image (over half the image beyond an edge)."""
     if num_points is not None and len(landmarks) != num_points:
         raise AnnotationError(f"{path}: {len(landmarks)} landmarks, expected {num_points}")
+    if not np.isfinite(landmarks).all():
+        raise AnnotationError(f"{path}: landmarks must be finite numbers")
     width, height = size
     low, high = -0.5 * np.array([width, height]), 1.5 * np.array([width, height])
     outside = np.any((landmarks < low) | (landmarks > high), axis=1)
@@ -79,14 +90,40 @@ def check_landmarks(path: Path, landmarks: np.ndarray, num_points: int | None, s
         )
 
 
+def report(err: AnnotationError, problems: list[AnnotationError] | None) -> None:
+    """Raise a reading problem, or collect it when the caller gathers every problem in one pass."""
+    if problems is None:
+        raise err
+    problems.append(err)
+
+
+def checked(
+    records: list[FaceRecord],
+    num_points: int | None,
+    problems: list[AnnotationError] | None = None,
+    decode_images: bool = False,
+) -> list[FaceRecord]:
+    """The records whose image is readable and whose points fit it; the others are reported."""
+    good = []
+    for record in records:
+        try:
+            size = image_size(record.image_path, decode_images)
+            check_landmarks(record.annotation or record.image_path, record.landmarks, num_points, size)
+        except AnnotationError as err:
+            report(err, problems)
+            continue
+        good.append(record)
+    return good
+
+
 def read_pts_folder(
-    folder: str | Path, num_points: int | None = None, problems: list[AnnotationError] | None = None
+    folder: str | Path, problems: list[AnnotationError] | None = None
 ) -> list[FaceRecord]:
     """Every face of one flat 300W-style folder, sorted by file name.
 
-    A bad face (image without annotation or the reverse, unreadable image or `.pts`, wrong point
-    count, NaN, points far outside the image) raises AnnotationError, or, when `problems` is a list,
-    is appended there and left out, so that one pass reports every bad file.
+    A bad face (image without annotation or the reverse, unreadable `.pts`) raises AnnotationError,
+    or, when `problems` is a list, is appended there and left out, so that one pass reports every
+    bad file. Images and point ranges are checked by `checked`.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -95,26 +132,21 @@ def read_pts_folder(
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     annotated = {p.with_suffix("") for p in images}
     records = []
-
-    def bad(err: AnnotationError) -> None:
-        if problems is None:
-            raise err
-        problems.append(err)
-
     for pts_path in (p for p in files if p.suffix == ".pts" and p.with_suffix("") not in annotated):
-        bad(AnnotationError(f"{pts_path}: annotation without an image (no {pts_path.stem}.jpg/.png)"))
+        report(AnnotationError(f"{pts_path}: annotation without an image (no {pts_path.stem}.jpg/.png)"), problems)
     for image_path in images:
         pts_path = image_path.with_suffix(".pts")
         try:
             if not pts_path.exists():
                 raise AnnotationError(f"{image_path}: image has no annotation ({pts_path.name} is missing)")
             landmarks = read_pts(pts_path)
-            check_landmarks(pts_path, landmarks, num_points, image_size(image_path))
             occ_path = occlusion_path(image_path)
             occlusion = read_occlusion(occ_path, len(landmarks)) if occ_path.exists() else None
         except AnnotationError as err:
-            bad(err)
+            report(err, problems)
             continue
         mask = mask_path_for(image_path)
-        records.append(FaceRecord(image_path, landmarks, occlusion, mask if mask.exists() else None))
+        records.append(
+            FaceRecord(image_path, landmarks, occlusion, mask if mask.exists() else None, annotation=str(pts_path))
+        )
     return records

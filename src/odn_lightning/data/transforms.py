@@ -108,6 +108,37 @@ def photometric_augmentation(color_jitter: float = 0.0, blur: float = 0.0, noise
     return A.Compose(transforms)
 
 
+def occlusion_augmentation(
+    probability: float = 0.0,
+    num_patches: tuple[int, int] = (1, 3),
+    size: tuple[float, float] = (0.1, 0.3),
+    fill: str | float = "random",
+) -> A.CoarseDropout | None:
+    """Random occluding patches on the crop (albumentations' CoarseDropout): `size` is the patch
+    side as a fraction of the crop. The patches come back as a mask (1 under a patch) so that the
+    landmarks they cover can be flagged occluded. None when `probability` is 0 (the paper recipe)."""
+    if probability <= 0:
+        return None
+    return A.CoarseDropout(
+        num_holes_range=tuple(num_patches),
+        hole_height_range=tuple(size),
+        hole_width_range=tuple(size),
+        fill=fill,
+        fill_mask=1,
+        p=probability,
+    )
+
+
+def covered_points(mask: np.ndarray, points_px: np.ndarray) -> np.ndarray:
+    """(L,) bool: which points (crop pixels) lie on a non-zero pixel of `mask`."""
+    height, width = mask.shape[:2]
+    cols, rows = np.round(points_px).astype(np.int64).T
+    inside = (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
+    hit = np.zeros(len(points_px), dtype=bool)
+    hit[inside] = mask[rows[inside], cols[inside]] > 0
+    return hit
+
+
 def warp_crop(image: np.ndarray, matrix: np.ndarray, image_size: int) -> np.ndarray:
     return cv2.warpAffine(
         image, matrix, (image_size, image_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
