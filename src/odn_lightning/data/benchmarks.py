@@ -94,7 +94,9 @@ def read_wflw(
         attributes = {name: bool(v) for name, v in zip(WFLW_ATTRIBUTES, flags, strict=True)}
         image_path = image_root / tokens[-1].strip()
         annotation = f"{path}: {where}"
-        records.append(BenchmarkRecord(image_path, landmarks, box=box, annotation=annotation, attributes=attributes))
+        records.append(
+            BenchmarkRecord(image_path, landmarks, box=box, annotation=annotation, attributes=attributes)
+        )
     return records
 
 
@@ -272,9 +274,13 @@ def read_cofw68(
             report(err, problems)
             continue
         occlusion = np.where(occ > 0, OCCLUDED_BY_OBJECT, 0).astype(np.uint8)
-        image_path, box = (image.image_path, image.box) if isinstance(image, FaceRecord) else (Path(image), None)
+        image_path, box = (
+            (image.image_path, image.box) if isinstance(image, FaceRecord) else (Path(image), None)
+        )
         records.append(
-            BenchmarkRecord(image_path, (points - 1.0).astype(np.float32), occlusion, box=box, annotation=str(path))
+            BenchmarkRecord(
+                image_path, (points - 1.0).astype(np.float32), occlusion, box=box, annotation=str(path)
+            )
         )
     return records
 

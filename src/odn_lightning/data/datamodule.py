@@ -135,7 +135,9 @@ class LandmarkDataModule(L.LightningDataModule):
         return [
             record
             for source in self.hparams.splits[split]
-            for record in checked(self._read(source, problems), self.scheme.num_points, problems, decode_images)
+            for record in checked(
+                self._read(source, problems), self.scheme.num_points, problems, decode_images
+            )
         ]
 
     def _read(self, source: str | Mapping, problems: list[AnnotationError] | None) -> list[FaceRecord]:

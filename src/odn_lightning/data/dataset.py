@@ -24,7 +24,6 @@ from .transforms import (
     warp_crop,
 )
 
-
 CROP_BOXES = ("landmarks", "dataset")
 
 

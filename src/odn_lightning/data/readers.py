@@ -74,7 +74,9 @@ def image_size(path: Path, decode: bool = False) -> tuple[int, int]:
         raise AnnotationError(f"{path}: not a readable image ({err})") from err
 
 
-def check_landmarks(path: Path | str, landmarks: np.ndarray, num_points: int | None, size: tuple[int, int]) -> None:
+def check_landmarks(
+    path: Path | str, landmarks: np.ndarray, num_points: int | None, size: tuple[int, int]
+) -> None:
     """Point count, finiteness, and points far outside the image (over half the image beyond an edge)."""
     if num_points is not None and len(landmarks) != num_points:
         raise AnnotationError(f"{path}: {len(landmarks)} landmarks, expected {num_points}")
@@ -116,9 +118,7 @@ def checked(
     return good
 
 
-def read_pts_folder(
-    folder: str | Path, problems: list[AnnotationError] | None = None
-) -> list[FaceRecord]:
+def read_pts_folder(folder: str | Path, problems: list[AnnotationError] | None = None) -> list[FaceRecord]:
     """Every face of one flat 300W-style folder, sorted by file name.
 
     A bad face (image without annotation or the reverse, unreadable `.pts`) raises AnnotationError,
@@ -133,7 +133,10 @@ def read_pts_folder(
     annotated = {p.with_suffix("") for p in images}
     records = []
     for pts_path in (p for p in files if p.suffix == ".pts" and p.with_suffix("") not in annotated):
-        report(AnnotationError(f"{pts_path}: annotation without an image (no {pts_path.stem}.jpg/.png)"), problems)
+        report(
+            AnnotationError(f"{pts_path}: annotation without an image (no {pts_path.stem}.jpg/.png)"),
+            problems,
+        )
     for image_path in images:
         pts_path = image_path.with_suffix(".pts")
         try:
@@ -147,6 +150,8 @@ def read_pts_folder(
             continue
         mask = mask_path_for(image_path)
         records.append(
-            FaceRecord(image_path, landmarks, occlusion, mask if mask.exists() else None, annotation=str(pts_path))
+            FaceRecord(
+                image_path, landmarks, occlusion, mask if mask.exists() else None, annotation=str(pts_path)
+            )
         )
     return records
