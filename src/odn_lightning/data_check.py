@@ -1,6 +1,8 @@
 """Prepare and check a dataset: `python -m odn_lightning.data_check data=NAME [data.root=PATH]`.
 
-Generates the synthetic faces if needed, reads every split the config defines and prints its size.
+Generates the synthetic faces if needed, reads every split the config defines, decodes every image
+(training only reads their headers up front, so a truncated file is found here, before a run) and
+prints each split's size next to the published one.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def check(cfg: DictConfig) -> dict[str, int]:
     counts, problems = {}, {}
     for split in cfg.data.splits:
         problems[split] = []
-        counts[split] = len(datamodule.records(split, problems[split]))
+        counts[split] = len(datamodule.records(split, problems[split], decode_images=True))
     expected = cfg.data.get("expected_counts") or {}
     table = Table(title=f"{cfg.data.name} at {cfg.data.root}")
     for column in ("split", "faces", "bad", "expected", "folders"):

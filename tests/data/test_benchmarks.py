@@ -17,22 +17,12 @@ from odn_lightning.data.benchmarks import (
 from odn_lightning.data.pts import AnnotationError
 from odn_lightning.data.readers import OCCLUDED_BY_OBJECT, FaceRecord
 
+from .formats import cell, hrnet_csv, savemat_v73, wflw_line
+
 RNG = np.random.default_rng(0)
 
 
-def _cell(images):
-    cell = np.empty((len(images), 1), dtype=object)
-    for i, image in enumerate(images):
-        cell[i, 0] = image
-    return cell
-
-
 # --------------------------------------------------------------------------------------------- WFLW
-
-
-def _wflw_line(points, box, flags, name):
-    numbers = [f"{v:.6f}" for v in points.reshape(-1)] + [str(int(v)) for v in box] + [str(f) for f in flags]
-    return " ".join(numbers + [name])
 
 
 def test_wflw_reads_points_box_attributes_and_path(tmp_path):
@@ -42,7 +32,7 @@ def test_wflw_reads_points_box_attributes_and_path(tmp_path):
         (RNG.uniform(0, 200, (98, 2)), [3, 4, 50, 60], [0, 0, 0, 0, 0, 0], "7--Cheering/c.jpg"),
     ]
     path = tmp_path / "list_98pt_rect_attr_test.txt"
-    path.write_text("\n".join(_wflw_line(*face) for face in faces) + "\n\n")
+    path.write_text("\n".join(wflw_line(*face) for face in faces) + "\n\n")
     records = read_wflw(path, tmp_path / "WFLW_images")
     assert len(records) == 3
     for record, (points, box, flags, name) in zip(records, faces, strict=True):
@@ -64,44 +54,16 @@ def test_wflw_reads_points_box_attributes_and_path(tmp_path):
     ],
 )
 def test_wflw_bad_line_names_file_line_and_reason(tmp_path, mutate, reason):
-    tokens = _wflw_line(np.ones((98, 2)), [0, 0, 9, 9], [0] * 6, "a.jpg").split()
+    tokens = wflw_line(np.ones((98, 2)), [0, 0, 9, 9], [0] * 6, "a.jpg").split()
     path = tmp_path / "list_98pt_test_blur.txt"
     path.write_text(
-        _wflw_line(np.ones((98, 2)), [0, 0, 9, 9], [0] * 6, "ok.jpg") + "\n" + " ".join(mutate(tokens))
+        wflw_line(np.ones((98, 2)), [0, 0, 9, 9], [0] * 6, "ok.jpg") + "\n" + " ".join(mutate(tokens))
     )
     with pytest.raises(AnnotationError, match=rf"list_98pt_test_blur.txt: line 2: .*{reason}"):
         read_wflw(path, tmp_path)
 
 
 # --------------------------------------------------------------------------------------------- COFW
-
-
-def savemat_v73(path, variables):
-    """Write variables as MATLAB 7.3 does: HDF5 behind a 512-byte MATLAB header, arrays stored
-    column-major (transposed), cell arrays as object references into '#refs#'."""
-    import h5py
-
-    with h5py.File(path, "w", userblock_size=512) as f:
-        refs = f.create_group("#refs#")
-
-        def store(group, name, value):
-            value = np.asarray(value)
-            if value.dtype == object:
-                cell = np.empty(value.T.shape, dtype=h5py.ref_dtype)
-                for index, element in np.ndenumerate(value.T):
-                    cell[index] = store(refs, f"r{len(refs)}", element).ref
-                dataset = group.create_dataset(name, data=cell)
-                dataset.attrs["MATLAB_class"] = np.bytes_("cell")
-                return dataset
-            dataset = group.create_dataset(name, data=value.T)
-            dataset.attrs["MATLAB_class"] = np.bytes_("uint8" if value.dtype == np.uint8 else "double")
-            return dataset
-
-        for name, value in variables.items():
-            store(f, name, value)
-    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: x HDF5 schema 1.00 .".ljust(116)
-    with open(path, "r+b") as f:
-        f.write(header + b"\x00" * 8 + b"\x00\x02IM")
 
 
 def _cofw_mat(path, split, n=4, version="7"):
@@ -112,7 +74,7 @@ def _cofw_mat(path, split, n=4, version="7"):
     phis = np.concatenate([xs, ys, occ], axis=1)
     boxes = np.tile([2.0, 3.0, 10.0, 12.0], (n, 1))
     keys = ("IsTr", "phisTr", "bboxesTr") if split == "train" else ("IsT", "phisT", "bboxesT")
-    variables = dict(zip(keys, (_cell(images), phis, boxes), strict=True))
+    variables = dict(zip(keys, (cell(images), phis, boxes), strict=True))
     (savemat_v73 if version == "7.3" else scipy.io.savemat)(str(path), variables)
     return images, xs, ys, occ
 
@@ -143,7 +105,7 @@ def test_cofw_mat_writes_images_and_shifts_to_zero_based(tmp_path, split, versio
 
 def test_cofw_mat_bad_shape_and_bad_files_name_the_file(tmp_path):
     bad = tmp_path / "COFW_test_color.mat"
-    scipy.io.savemat(str(bad), {"IsT": _cell([np.zeros((4, 4), np.uint8)]), "phisT": np.zeros((1, 58))})
+    scipy.io.savemat(str(bad), {"IsT": cell([np.zeros((4, 4), np.uint8)]), "phisT": np.zeros((1, 58))})
     with pytest.raises(AnnotationError, match=r"COFW_test_color.mat: 'phisT' has shape \(1, 58\)"):
         read_cofw_mat(bad, tmp_path / "cache")
     v73 = tmp_path / "COFW_train_color.mat"  # a v7.3 header on a file that is not HDF5
@@ -189,13 +151,6 @@ def test_cofw68_bad_files_name_the_file(tmp_path):
 # ---------------------------------------------------------------------------------------- HRNet CSV
 
 
-def _hrnet_csv(path, rows, num_points, box_size):
-    header = ["image_name", "scale"] + (["box_size"] if box_size else []) + ["center_w", "center_h"]
-    header += [f"original_{i}_{a}" for i in range(num_points) for a in "xy"]
-    lines = [",".join(header)] + [",".join(str(v) for v in row) for row in rows]
-    path.write_text("\n".join(lines) + "\n")
-
-
 @pytest.mark.parametrize("dataset,num_points,box_size", [("300w", 68, False), ("aflw", 19, True)])
 def test_hrnet_csv_layouts(tmp_path, dataset, num_points, box_size):
     faces = []
@@ -204,7 +159,7 @@ def test_hrnet_csv_layouts(tmp_path, dataset, num_points, box_size):
         row = [f"ibug/image_{i}.jpg", 1.5 + i] + ([120.0 + i] if box_size else []) + [50.5, 60.25]
         faces.append((row, points))
     path = tmp_path / f"face_landmarks_{dataset}_test.csv"
-    _hrnet_csv(path, [row + list(points.reshape(-1)) for row, points in faces], num_points, box_size)
+    hrnet_csv(path, [row + list(points.reshape(-1)) for row, points in faces], num_points, box_size)
     records = read_hrnet_csv(path, tmp_path / "images", num_points)
     assert len(records) == 3
     for i, (record, (row, points)) in enumerate(zip(records, faces, strict=True)):
@@ -220,10 +175,10 @@ def test_hrnet_csv_layouts(tmp_path, dataset, num_points, box_size):
 
 def test_hrnet_csv_bad_rows_name_the_file(tmp_path):
     path = tmp_path / "face_landmarks_wflw_test.csv"
-    _hrnet_csv(path, [["a.jpg", 1.0, 5, 5] + [1.0] * 195], 98, False)
+    hrnet_csv(path, [["a.jpg", 1.0, 5, 5] + [1.0] * 195], 98, False)
     with pytest.raises(AnnotationError, match=r"face_landmarks_wflw_test.csv: row 2: 199 columns"):
         read_hrnet_csv(path, tmp_path, 98)
-    _hrnet_csv(path, [["a.jpg", "nan", 5, 5] + [1.0] * 196], 98, False)
+    hrnet_csv(path, [["a.jpg", "nan", 5, 5] + [1.0] * 196], 98, False)
     with pytest.raises(AnnotationError, match=r"face_landmarks_wflw_test.csv: row 2: .*finite"):
         read_hrnet_csv(path, tmp_path, 98)
     path.write_text("image_name,scale,center_w,center_h\n")

@@ -9,6 +9,8 @@ import pytest
 from odn_lightning.data.datamodule import DataValidationError, LandmarkDataModule
 from odn_lightning.data.pts import write_pts
 
+from .formats import face_points, wflw_line, write_image
+
 GOOD = 3
 BAD = {
     "no_annotation": "image has no annotation",
@@ -86,3 +88,63 @@ def test_unknown_bad_sample_policy_is_named():
             test_splits=["test"],
             on_bad_sample="ignore",
         )
+
+
+def wflw_datamodule(root, **kwargs):
+    source = {"reader": "wflw", "annotation_file": "list.txt", "image_root": "images"}
+    splits = {"train": [source], "val": [source], "test": [source]}
+    return LandmarkDataModule(
+        "wflw",
+        str(root),
+        splits,
+        test_splits=["test"],
+        scheme="wflw98",
+        num_landmarks=98,
+        image_size=32,
+        num_workers=0,
+        **kwargs,
+    )
+
+
+def test_benchmark_list_files_report_every_bad_line_and_image(tmp_path):
+    root = tmp_path / "WFLW"
+    points = face_points(0, 98)
+    lines = []
+    for i in range(GOOD):
+        write_image(root / "images" / f"good{i}.jpg", i)
+        lines.append(wflw_line(points, [20, 20, 76, 76], [0] * 6, f"good{i}.jpg"))
+    lines.append(wflw_line(points, [20, 20, 76, 76], [0] * 6, "x.jpg").replace(" ", " nan_", 1))
+    lines.append(wflw_line(points, [20, 20, 76, 76], [0] * 6, "missing.jpg"))
+    write_image(root / "images" / "far.jpg", 9)
+    lines.append(wflw_line(points + 500, [20, 20, 76, 76], [0] * 6, "far.jpg"))
+    (root / "list.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataValidationError) as err:
+        wflw_datamodule(root).setup("fit")
+    message = str(err.value)
+    assert "3 bad faces" in message
+    assert "list.txt: line 4: non-numeric value" in message
+    assert "missing.jpg: image file is missing" in message
+    assert "list.txt: line 6: 98 points far outside the 96x96 image" in message
+    dm = wflw_datamodule(root, on_bad_sample="skip", bad_samples_dir=str(tmp_path / "run"))
+    dm.setup("fit")
+    assert len(dm.datasets["train"]) == GOOD
+    assert len((tmp_path / "run" / "bad_samples_train.txt").read_text().splitlines()) == 3
+
+
+def test_truncated_image_with_intact_header_is_found_by_decoding_and_by_the_loader(tmp_path):
+    folder = tmp_path / "root" / "faces"
+    write_image(folder / "cut.jpg", 0)
+    write_pts(folder / "cut.pts", face_points(0, 68))
+    data = (folder / "cut.jpg").read_bytes()
+    (folder / "cut.jpg").write_bytes(data[: len(data) // 2])
+    dm = datamodule(tmp_path)
+    header_only: list = []
+    assert len(dm.records("train", header_only)) == 1 and header_only == []  # the header reads fine
+    decoded: list = []
+    assert dm.records("train", decoded, decode_images=True) == []
+    assert len(decoded) == 1 and "cut.jpg: not a readable image (image file is truncated" in str(decoded[0])
+    dm.setup("fit")
+    with pytest.raises(
+        OSError, match=r"cut.jpg: cannot read the image \(image file is truncated.*data-check"
+    ):
+        dm.datasets["train"][0]

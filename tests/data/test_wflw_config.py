@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from odn_lightning.data_check import check
 
 from ..conftest import compose_config
-from .test_benchmarks import _wflw_line
+from .formats import wflw_line
 
 SUBSETS = ("largepose", "expression", "illumination", "makeup", "occlusion", "blur")
 
@@ -26,7 +26,7 @@ def wflw_root(tmp_path):
         image.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(image), rng.integers(0, 255, (120, 120, 3), dtype=np.uint8))
         points = rng.uniform(30, 90, (98, 2))
-        lines.append(_wflw_line(points, [30, 30, 90, 90], [int(i == 0), 0, 0, 0, int(i > 1), 0], name))
+        lines.append(wflw_line(points, [30, 30, 90, 90], [int(i == 0), 0, 0, 0, int(i > 1), 0], name))
     annotations = root / "WFLW_annotations"
     (annotations / "list_98pt_rect_attr_train_test").mkdir(parents=True)
     (annotations / "list_98pt_test").mkdir()
