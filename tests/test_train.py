@@ -154,3 +154,44 @@ def test_pretrained_weights_without_hub_or_file_is_one_line_naming_the_option(tm
     last_line = [ln for ln in result.stderr.splitlines() if ln.strip()][-1]
     assert last_line.startswith("error: could not fetch ImageNet weights for resnet18")
     assert "model.net.backbone_checkpoint=PATH" in last_line
+
+
+W300_TINY = [
+    "data.image_size=64",
+    "data.batch_size=2",
+    "data.eval_batch_size=4",
+    "data.num_workers=0",
+    "trainer.accelerator=cpu",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+
+
+def test_train_on_a_tree_in_the_300w_layout_with_its_split_names(tmp_path):
+    from .data.formats import write_300w
+
+    root = tmp_path / "300W"
+    write_300w(root)
+    cfg = compose_config(
+        "train",
+        ["data=w300", f"data.root={root}", *W300_TINY, *LIMITS, f"paths.log_dir={tmp_path}"],
+        tmp_path / "run",
+    )
+    metrics = train(cfg)
+    for split in ("common", "challenging", "full"):
+        assert metrics[f"test/{split}/nme"] > 0
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_data_check_cli_reports_the_300w_counts(tmp_path):
+    from .data.formats import write_300w
+
+    root = tmp_path / "300W"
+    write_300w(root)
+    result = run_cli(
+        "odn_lightning.data_check", "data=w300", f"data.root={root}", f"paths.log_dir={tmp_path}"
+    )
+    assert result.returncode == 1
+    assert "split 'train' has 6 faces, the benchmark defines 3148" in result.stdout
+    assert "split 'challenging' has 2 faces, the benchmark defines 135" in result.stdout
+    assert result.stderr.strip().splitlines()[-1].startswith("error: 0 bad faces and 4 split counts off")

@@ -84,6 +84,10 @@ class LandmarkDataset(Dataset):
                     "data.crop_box=dataset; crop around the landmarks with data.crop_box=landmarks"
                 )
 
+    @property
+    def is_augmented(self) -> bool:
+        return any(t is not None for t in (self.augmentation, self.photometric, self.occlusion))
+
     def __len__(self) -> int:
         return len(self.records)
 
@@ -97,9 +101,11 @@ class LandmarkDataset(Dataset):
         matrix = self.eval_matrix(record)
         landmarks = record.landmarks
         visible = record.visible if record.visible is not None else np.ones(len(landmarks), dtype=bool)
+        # Every random draw of a sample derives from one torch draw; torch's generator is seeded per
+        # worker by the DataLoader, so training samples are reproducible by the run's seed.
+        seed = int(torch.randint(0, 2**31 - 3, (1,))) if self.is_augmented else 0
         if self.augmentation is not None:
-            # torch's generator is seeded per worker by the DataLoader, so this is reproducible by seed.
-            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
+            rng = np.random.default_rng(seed)
             aug = self.augmentation
             jitter, mirrored = jitter_matrix(
                 rng, self.image_size, aug.rotation, aug.scale, aug.translation, aug.flip
@@ -111,9 +117,11 @@ class LandmarkDataset(Dataset):
                 landmarks, visible = landmarks[perm], visible[perm]
         image = warp_crop(load_rgb(record.image_path), matrix, self.image_size)
         if self.photometric is not None:
+            self.photometric.set_random_seed(seed + 1)
             image = self.photometric(image=image)["image"]
         points = apply_matrix(matrix, landmarks.astype(np.float64))
         if self.occlusion is not None:
+            self.occlusion.set_random_seed(seed + 2)
             patched = self.occlusion(image=image, mask=np.zeros(image.shape[:2], dtype=np.uint8))
             image = patched["image"]
             visible = visible & ~covered_points(patched["mask"], points)
