@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from odn_lightning.data.transforms import crop_to_original
 from odn_lightning.module import LandmarkModule
 
 
@@ -29,10 +30,18 @@ def batches(split: str, count: int = 3, size: int = 4) -> list[dict]:
     for _ in range(count):
         landmarks = torch.rand(size, 68, 2, generator=generator) * 2 - 1
         landmarks[:, 36, 0], landmarks[:, 45, 0] = -0.5, 0.5  # a sane inter-ocular distance
+        matrix = torch.tensor([[2.0, 0.0, 1.0], [0.0, 2.0, -3.0]], dtype=torch.float64).expand(size, 2, 3)
+        target_px = crop_to_original(landmarks, matrix, 32)
         out.append(
             {
                 "image": torch.randn(size, 3, 32, 32, generator=generator),
                 "landmarks": landmarks,
+                "matrix": matrix,
+                "target_px": target_px,
+                "box": torch.cat([target_px.amin(dim=1), target_px.amax(dim=1)], dim=1),
+                "visible": torch.ones(size, 68, dtype=torch.bool),
+                "has_visibility": [False] * size,
+                "index": torch.arange(len(out) * size, (len(out) + 1) * size),
                 "split": [split] * size,
             }
         )

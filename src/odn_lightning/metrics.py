@@ -1,32 +1,59 @@
-"""Landmark metrics as torchmetrics: NME per sample, its mean, and the CED-based AUC and failure rate."""
+"""Landmark metrics as torchmetrics: NME per face (for CED curves), its mean, AUC and failure rate at
+thresholds, NME over occluded and visible points, and how well an occlusion map finds occluders.
+
+Errors are measured in original image pixels, as the benchmarks define them; a face's NME is its mean
+point-to-point error divided by a normalising distance (`NORMALISATIONS`).
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
+from torchmetrics.classification import BinaryAUROC
 from torchmetrics.utilities import dim_zero_cat
 
 from .data.schemes import LandmarkScheme, get_scheme
 
-NORMALISATIONS = ("inter_ocular", "inter_pupil")
+# inter_ocular: outer eye corners (300W, COFW, WFLW); inter_pupil: eye centres; box_width: face box
+# width (AFLW in the ODN paper); box_size: sqrt(width * height) of the face box (AFLW elsewhere).
+NORMALISATIONS = ("inter_ocular", "inter_pupil", "box_width", "box_size")
 
 
-def normalising_distance(target: Tensor, scheme: LandmarkScheme, normalisation: str) -> Tensor:
-    """Per-sample distance that divides the error: (B, L, 2) -> (B,)."""
+def check_normalisation(normalisation: str) -> str:
+    if normalisation not in NORMALISATIONS:
+        raise ValueError(f"unknown NME normalisation '{normalisation}'; choose one of {NORMALISATIONS}")
+    return normalisation
+
+
+def normalising_distance(
+    target: Tensor, scheme: LandmarkScheme, normalisation: str, box: Tensor | None = None
+) -> Tensor:
+    """Per-face distance that divides the error: target (B, L, 2), box (B, 4) x0 y0 x1 y1 -> (B,)."""
+    check_normalisation(normalisation)
     if normalisation == "inter_ocular":
         a, b = scheme.outer_eye_corners
         return (target[:, a] - target[:, b]).norm(dim=-1)
     if normalisation == "inter_pupil":
         left, right = (target[:, list(idx)].mean(dim=1) for idx in scheme.eye_centres)
         return (left - right).norm(dim=-1)
-    raise ValueError(f"unknown NME normalisation '{normalisation}'; choose one of {NORMALISATIONS}")
+    if box is None:
+        raise ValueError(f"NME normalisation '{normalisation}' needs each face's box; none was given")
+    width, height = box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]
+    return width if normalisation == "box_width" else (width * height).sqrt()
 
 
-def per_sample_nme(pred: Tensor, target: Tensor, scheme: LandmarkScheme, normalisation: str) -> Tensor:
+def point_errors(pred: Tensor, target: Tensor, distance: Tensor) -> Tensor:
+    """Each point's error divided by its face's normalising distance: (B, L)."""
+    return (pred - target).norm(dim=-1) / distance[:, None]
+
+
+def per_sample_nme(
+    pred: Tensor, target: Tensor, scheme: LandmarkScheme, normalisation: str, box: Tensor | None = None
+) -> Tensor:
     """Mean point-to-point error of each face divided by its normalising distance: (B,)."""
-    error = (pred - target).norm(dim=-1).mean(dim=-1)
-    return error / normalising_distance(target, scheme, normalisation)
+    distance = normalising_distance(target, scheme, normalisation, box)
+    return point_errors(pred, target, distance).mean(dim=-1)
 
 
 def ced_curve(errors: Tensor, threshold: float, steps: int = 1000) -> tuple[Tensor, Tensor]:
@@ -38,9 +65,14 @@ def ced_curve(errors: Tensor, threshold: float, steps: int = 1000) -> tuple[Tens
 
 
 def auc_at(errors: Tensor, threshold: float) -> Tensor:
-    """Area under the CED curve up to `threshold`, normalised to [0, 1]."""
-    xs, fractions = ced_curve(errors, threshold)
-    return torch.trapezoid(fractions, xs) / threshold
+    """Area under the CED curve up to `threshold`, divided by `threshold` (in [0, 1]).
+
+    Exact, not sampled: the CED is a step function, and the area it leaves up to T is the mean over
+    faces of max(T - e, 0)."""
+    errors = errors.to(torch.float64).flatten()
+    if errors.numel() == 0:
+        return torch.tensor(float("nan"), dtype=torch.float64)
+    return (threshold - errors).clamp(min=0.0).mean() / threshold
 
 
 def failure_rate_at(errors: Tensor, threshold: float) -> Tensor:
@@ -48,8 +80,18 @@ def failure_rate_at(errors: Tensor, threshold: float) -> Tensor:
     return (errors.to(torch.float64) > threshold).to(torch.float64).mean()
 
 
+def threshold_suffix(threshold: float) -> str:
+    """0.08 -> "08", 0.1 -> "10": the suffix of `auc_08`, `fr_10` style keys."""
+    return f"{round(threshold * 100):02d}"
+
+
 class LandmarkNME(Metric):
-    """Normalised mean error over a split; keeps every face's error for CED, AUC and failure rate."""
+    """NME over a split, in the benchmark's normalisation; keeps every face's error for CED, AUC and
+    failure rate, and, where visibility is given, the NME over occluded and over visible points.
+
+    Faces carry their dataset index: a face seen twice (DistributedSampler pads the last batch under
+    DDP) counts once, so N processes give exactly the single-process value.
+    """
 
     full_state_update = False
     higher_is_better = False
@@ -63,29 +105,99 @@ class LandmarkNME(Metric):
     ) -> None:
         super().__init__(**kwargs)
         self.thresholds = tuple(thresholds)
-        if normalisation not in NORMALISATIONS:
-            raise ValueError(f"unknown NME normalisation '{normalisation}'; choose one of {NORMALISATIONS}")
         self.scheme = get_scheme(scheme)
-        self.normalisation = normalisation
-        self.add_state("errors", default=[], dist_reduce_fx="cat")
+        self.normalisation = check_normalisation(normalisation)
+        for name in ("errors", "indices", "occluded_sum", "occluded_count", "visible_sum", "visible_count"):
+            self.add_state(name, default=[], dist_reduce_fx="cat")
 
-    def update(self, pred: Tensor, target: Tensor) -> None:
-        self.errors.append(
-            per_sample_nme(pred.detach().float(), target.float(), self.scheme, self.normalisation)
+    def update(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        box: Tensor | None = None,
+        visible: Tensor | None = None,
+        index: Tensor | None = None,
+    ) -> None:
+        """Add a batch (pixels: pred, target (B, L, 2); box (B, 4))."""
+        pred, target = pred.detach().to(torch.float64), target.to(torch.float64)
+        box = None if box is None else box.to(torch.float64)
+        distance = normalising_distance(target, self.scheme, self.normalisation, box)
+        errors = point_errors(pred, target, distance)
+        nme = errors.mean(dim=-1)
+        self.errors.append(nme)
+        if index is None:  # no dataset index: faces are numbered in arrival order
+            index = torch.arange(len(nme)) + sum(len(i) for i in self.indices)
+        self.indices.append(index.to(device=nme.device, dtype=torch.int64))
+        if visible is not None:
+            visible = visible.to(torch.bool)
+            self.occluded_sum.append((errors * ~visible).sum(dim=-1))
+            self.occluded_count.append((~visible).sum(dim=-1).to(torch.float64))
+            self.visible_sum.append((errors * visible).sum(dim=-1))
+            self.visible_count.append(visible.sum(dim=-1).to(torch.float64))
+
+    def per_face(self, pred: Tensor, target: Tensor, box: Tensor | None = None) -> Tensor:
+        """The NME of each face of a batch, as `update` counts it: (B,)."""
+        box = None if box is None else box.to(torch.float64)
+        return per_sample_nme(
+            pred.to(torch.float64), target.to(torch.float64), self.scheme, self.normalisation, box
         )
 
-    def per_sample(self) -> Tensor:
-        # A list of batches before synchronisation, one tensor after it.
-        if isinstance(self.errors, list) and not self.errors:
-            return torch.zeros(0)
-        return dim_zero_cat(self.errors)
+    def _unique(self, name: str, keep: Tensor) -> Tensor:
+        state = getattr(self, name)
+        if isinstance(state, list) and not state:
+            return torch.zeros(0, dtype=torch.float64)
+        return dim_zero_cat(state)[keep]
+
+    def _first_of_each_index(self) -> Tensor:
+        indices = self._unique_indices()
+        if indices.numel() == 0:
+            return indices
+        order = torch.argsort(indices, stable=True)
+        first = torch.ones_like(order, dtype=torch.bool)
+        first[1:] = indices[order][1:] != indices[order][:-1]
+        return order[first]
+
+    def _unique_indices(self) -> Tensor:
+        if isinstance(self.indices, list) and not self.indices:
+            return torch.zeros(0, dtype=torch.int64)
+        return dim_zero_cat(self.indices)
+
+    def per_sample(self) -> tuple[Tensor, Tensor]:
+        """(dataset indices, NME) of every face seen once, ordered by index."""
+        keep = self._first_of_each_index()
+        return self._unique_indices()[keep], self._unique("errors", keep)
 
     def compute(self) -> dict[str, Tensor]:
-        """`nme`, and `auc_08` / `fr_08` style keys (threshold x 100) for each threshold."""
-        errors = self.per_sample()
+        """`nme`, `auc_08` / `fr_08` style keys (threshold x 100), and `nme_occluded` /
+        `nme_visible` (mean error over those points) when visibility was given."""
+        keep = self._first_of_each_index()
+        errors = self._unique("errors", keep)
         result = {"nme": errors.mean()}
         for threshold in self.thresholds:
-            suffix = f"{round(threshold * 100):02d}"
-            result[f"auc_{suffix}"] = auc_at(errors, threshold).float()
-            result[f"fr_{suffix}"] = failure_rate_at(errors, threshold).float()
-        return result
+            suffix = threshold_suffix(threshold)
+            result[f"auc_{suffix}"] = auc_at(errors, threshold)
+            result[f"fr_{suffix}"] = failure_rate_at(errors, threshold)
+        seen_visibility = not (isinstance(self.visible_count, list) and not self.visible_count)
+        if seen_visibility and len(dim_zero_cat(self.visible_count)) == len(dim_zero_cat(self.errors)):
+            for kind in ("occluded", "visible"):
+                total = self._unique(f"{kind}_sum", keep).sum()
+                count = self._unique(f"{kind}_count", keep).sum()
+                result[f"nme_{kind}"] = total / count if count > 0 else torch.tensor(float("nan"))
+        return {name: value.float() for name, value in result.items()}
+
+
+class OccluderAUROC(BinaryAUROC):
+    """How well an occlusion map finds occluders: the AUROC of (1 - P), P being the network's
+    probability map up-sampled to the crop, against the occluder mask warped into the crop, over every
+    pixel of every face. Binned (`thresholds`), so its memory does not grow with the split."""
+
+    def __init__(self, thresholds: int = 201, **kwargs) -> None:
+        super().__init__(thresholds=thresholds, **kwargs)
+
+    def update(self, occlusion_map: Tensor, occluder_mask: Tensor) -> None:  # type: ignore[override]
+        """occlusion_map (B, 1, h, w) P in [0, 1]; occluder_mask (B, S, S), non-zero on occluders."""
+        size = occluder_mask.shape[-2:]
+        probability = torch.nn.functional.interpolate(
+            occlusion_map.detach().float(), size=size, mode="bilinear", align_corners=False
+        )[:, 0]
+        super().update((1.0 - probability).clamp(0.0, 1.0).flatten(), (occluder_mask > 0).flatten().long())

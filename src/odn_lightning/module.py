@@ -14,8 +14,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
+from .data.transforms import crop_to_original
 from .losses import LandmarkObjective
-from .metrics import LandmarkNME
+from .metrics import LandmarkNME, OccluderAUROC
 
 
 def _build(spec, **kwargs):
@@ -33,7 +34,7 @@ class LandmarkModule(L.LightningModule):
         scheduler_interval: str = "step",
         num_landmarks: int = 68,
         scheme: str = "ibug68",
-        nme_normalisation: str = "inter_ocular",
+        nme_normalisation: str | None = None,
         nme_thresholds: tuple[float, ...] = (0.08, 0.10),
         channels_last: bool = True,
     ) -> None:
@@ -53,18 +54,21 @@ class LandmarkModule(L.LightningModule):
         self.register_buffer("mean_shape_known", torch.tensor(False))
         self.split_metrics = nn.ModuleDict()
         self.baseline_metrics = nn.ModuleDict()
-
-    def _new_metric(self) -> LandmarkNME:
-        hp = self.hparams
-        return LandmarkNME(hp.scheme, hp.nme_normalisation, tuple(hp.nme_thresholds))
+        self.occluder_metrics = nn.ModuleDict()
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         names = getattr(datamodule, "eval_split_names", None) or ["val", "test"]
+        hp = self.hparams
+        # None: the evaluated dataset's own normalisation (AFLW: the face box; others: inter-ocular).
+        normalisation = hp.nme_normalisation or getattr(datamodule, "nme_normalisation", "inter_ocular")
+        scheme = getattr(datamodule, "scheme", None)
+        scheme = scheme.name if scheme is not None else hp.scheme
         for name in names:
             if name not in self.split_metrics:
-                self.split_metrics[name] = self._new_metric()
-                self.baseline_metrics[name] = self._new_metric()
+                self.split_metrics[name] = LandmarkNME(scheme, normalisation, tuple(hp.nme_thresholds))
+                self.baseline_metrics[name] = LandmarkNME(scheme, normalisation, tuple(hp.nme_thresholds))
+                self.occluder_metrics[name] = OccluderAUROC()
 
     def on_fit_start(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -92,23 +96,34 @@ class LandmarkModule(L.LightningModule):
                 self.log(f"train/{name}", value, batch_size=size)
         return terms["loss"]
 
-    def _eval_step(self, batch: Mapping, stage: str) -> None:
+    def _eval_step(self, batch: Mapping, stage: str) -> dict[str, Tensor]:
+        """Metrics of a batch, in original image pixels; returns what the report callbacks use:
+        `predicted_px` (B, L, 2), `nme` (B,) and the network's outputs."""
         outputs, terms = self._step(batch)
         split = batch["split"][0]
-        target = batch["landmarks"]
-        self.split_metrics[split].update(outputs["landmarks"], target)
+        size = batch["image"].shape[-1]
+        predicted = crop_to_original(outputs["landmarks"], batch["matrix"], size)
+        visible = batch["visible"] if bool(torch.as_tensor(batch["has_visibility"]).all()) else None
+        faces = {"box": batch["box"], "visible": visible, "index": batch["index"]}
+        metric = self.split_metrics[split]
+        metric.update(predicted, batch["target_px"], **faces)
+        nme = metric.per_face(predicted.detach(), batch["target_px"], batch["box"])
         if self.mean_shape_known:
-            self.baseline_metrics[split].update(self.mean_shape.expand_as(target), target)
-        if stage == "val":
-            self.log(
-                "val/loss", terms["loss"], batch_size=len(target), add_dataloader_idx=False, sync_dist=True
+            mean_shape = crop_to_original(
+                self.mean_shape.expand_as(outputs["landmarks"]), batch["matrix"], size
             )
+            self.baseline_metrics[split].update(mean_shape, batch["target_px"], **faces)
+        if "occlusion_map" in outputs and "occluder_mask" in batch:
+            self.occluder_metrics[split].update(outputs["occlusion_map"], batch["occluder_mask"])
+        if stage == "val":
+            self.log("val/loss", terms["loss"], batch_size=len(nme), add_dataloader_idx=False, sync_dist=True)
+        return {"predicted_px": predicted, "nme": nme, **outputs}
 
-    def validation_step(self, batch: Mapping, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._eval_step(batch, "val")
+    def validation_step(self, batch: Mapping, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+        return self._eval_step(batch, "val")
 
-    def test_step(self, batch: Mapping, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._eval_step(batch, "test")
+    def test_step(self, batch: Mapping, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+        return self._eval_step(batch, "test")
 
     def _log_split_metrics(self, stage: str) -> None:
         for split, metric in self.split_metrics.items():
@@ -118,6 +133,9 @@ class LandmarkModule(L.LightningModule):
             values = metric.compute()
             if self.mean_shape_known and self.baseline_metrics[split].update_called:
                 values["nme_mean_shape"] = self.baseline_metrics[split].compute()["nme"]
+            if self.occluder_metrics[split].update_called:
+                values["occluder_auroc"] = self.occluder_metrics[split].compute()
+                self.occluder_metrics[split].reset()
             for name, value in values.items():
                 self.log(f"{prefix}/{name}", value, prog_bar=stage == "val" and name == "nme")
             metric.reset()

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..metrics import check_normalisation
 from .benchmarks import BENCHMARK_READERS, PATH_ARGUMENTS
 from .dataset import LandmarkDataset
 from .pts import AnnotationError
@@ -66,6 +67,7 @@ class LandmarkDataModule(L.LightningDataModule):
         image_size: int = 224,
         crop_margin: float = 0.25,
         crop_box: str = "landmarks",
+        nme_normalisation: str = "inter_ocular",
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         num_workers: int = 2,
@@ -91,6 +93,7 @@ class LandmarkDataModule(L.LightningDataModule):
         for split in (train_split, val_split, *test_splits):
             if split not in splits:
                 raise ValueError(f"data split '{split}' is not defined in data.splits ({sorted(splits)})")
+        self.nme_normalisation = check_normalisation(nme_normalisation)
         self.root = Path(root)
         self.datasets: dict[str, LandmarkDataset] = {}
 
@@ -206,6 +209,7 @@ class LandmarkDataModule(L.LightningDataModule):
             photometric,
             occlusion,
             hp.crop_box,
+            occluder_masks=not train,
         )
 
     def setup(self, stage: str | None = None) -> None:

@@ -42,7 +42,10 @@ def load_rgb(path) -> np.ndarray:
 
 class LandmarkDataset(Dataset):
     """Samples of one split: `image` (3, S, S) float, `landmarks` (L, 2) in [-1, 1] of the crop,
-    `visible` (L,) bool, `matrix` (2, 3) original-to-crop pixels, plus `index`, `split`, `image_path`.
+    `visible` (L,) bool, `matrix` (2, 3) original-to-crop pixels, `target_px` (L, 2) the landmarks
+    in original pixels, `box` (4,) the face box in original pixels (the dataset's, else the
+    landmarks' tight box), plus `index`, `split`, `image_path`; with `occluder_masks` and a mask
+    for every face (synthetic data), `occluder_mask` (S, S) uint8 warped into the crop.
 
     The crop is a square about the face box enlarged by `crop_margin`; `crop_box` says whose box:
     "landmarks" (tight box of the points) or "dataset" (the box the dataset gives, e.g. WFLW's).
@@ -60,6 +63,7 @@ class LandmarkDataset(Dataset):
         photometric: A.Compose | None = None,
         occlusion: A.BasicTransform | None = None,
         crop_box: str = "landmarks",
+        occluder_masks: bool = False,
     ) -> None:
         self.records = list(records)
         self.scheme = scheme
@@ -72,6 +76,7 @@ class LandmarkDataset(Dataset):
         if crop_box not in CROP_BOXES:
             raise ValueError(f"data.crop_box={crop_box!r}; choose one of {CROP_BOXES}")
         self.crop_box = crop_box
+        self.occluder_masks = occluder_masks and all(r.mask_path is not None for r in self.records)
         for record in self.records:
             if len(record.landmarks) != scheme.num_points:
                 raise ValueError(
@@ -95,6 +100,11 @@ class LandmarkDataset(Dataset):
         """The deterministic crop used for evaluation (and as the base of training crops)."""
         box = record.box if self.crop_box == "dataset" else face_box(record.landmarks)
         return crop_matrix(np.asarray(box, dtype=np.float64), self.image_size, self.crop_margin)
+
+    @staticmethod
+    def face_box(record: FaceRecord) -> np.ndarray:
+        """The box that normalises box-based NMEs: the dataset's, else the landmarks' tight box."""
+        return np.asarray(record.box if record.box is not None else face_box(record.landmarks), np.float64)
 
     def __getitem__(self, index: int) -> dict:
         record = self.records[index]
@@ -125,13 +135,19 @@ class LandmarkDataset(Dataset):
             patched = self.occlusion(image=image, mask=np.zeros(image.shape[:2], dtype=np.uint8))
             image = patched["image"]
             visible = visible & ~covered_points(patched["mask"], points)
-        return {
+        sample = {
             "image": torch.from_numpy(normalise_image(image)),
             "landmarks": torch.from_numpy(to_normalised(points, self.image_size).astype(np.float32)),
             "visible": torch.from_numpy(np.asarray(visible, dtype=bool)),
             "has_visibility": record.visible is not None,
             "matrix": torch.from_numpy(matrix),
+            "target_px": torch.from_numpy(landmarks.astype(np.float64)),
+            "box": torch.from_numpy(self.face_box(record)),
             "index": index,
             "split": self.split,
             "image_path": str(record.image_path),
         }
+        if self.occluder_masks:
+            mask = np.asarray(Image.open(record.mask_path).convert("L"))
+            sample["occluder_mask"] = torch.from_numpy(warp_crop(mask, matrix, self.image_size, nearest=True))
+        return sample

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import albumentations as A
 import cv2
 import numpy as np
+import torch
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -139,10 +140,21 @@ def covered_points(mask: np.ndarray, points_px: np.ndarray) -> np.ndarray:
     return hit
 
 
-def warp_crop(image: np.ndarray, matrix: np.ndarray, image_size: int) -> np.ndarray:
+def warp_crop(image: np.ndarray, matrix: np.ndarray, image_size: int, nearest: bool = False) -> np.ndarray:
+    """The crop: bilinear for images, `nearest` for masks (keeps their values)."""
+    flags = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
     return cv2.warpAffine(
-        image, matrix, (image_size, image_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+        image, matrix, (image_size, image_size), flags=flags, borderMode=cv2.BORDER_CONSTANT
     )
+
+
+def crop_to_original(points: torch.Tensor, matrix: torch.Tensor, image_size: int) -> torch.Tensor:
+    """Batched: points (B, L, 2) normalised in the crop -> original pixels, by each face's crop
+    matrix (B, 2, 3): the exact inverse of the crop."""
+    crop_px = from_normalised(points.to(torch.float64), image_size)
+    matrix = matrix.to(torch.float64)
+    linear, offset = matrix[:, :, :2], matrix[:, :, 2]
+    return torch.linalg.solve(linear, (crop_px - offset[:, None, :]).transpose(1, 2)).transpose(1, 2)
 
 
 def normalise_image(image: np.ndarray) -> np.ndarray:

@@ -1,0 +1,175 @@
+"""Pictures for landmark research: CED curves, prediction grids, Figure 6 occlusion panels, PNG output."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import cv2
+import matplotlib
+import numpy as np
+import torch
+
+# Headless and deterministic: no display is needed on training machines or in tests.
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .metrics import auc_at, ced_curve, failure_rate_at  # noqa: E402
+
+GROUND_TRUTH_RGB = (0, 255, 0)
+PREDICTION_RGB = (255, 0, 0)
+TEXT_RGB = (255, 255, 255)
+CED_FIGSIZE = (6.0, 4.5)
+CED_DPI = 100
+
+
+def ced_legend(label: str, errors: np.ndarray, threshold: float) -> str:
+    """Legend entry of one CED curve: label with its AUC and failure rate at `threshold`."""
+    errors = np.asarray(errors, dtype=np.float64).ravel()
+    if errors.size == 0:
+        return f"{label} (no faces)"
+    tensor = torch.from_numpy(errors)
+    auc = auc_at(tensor, threshold).item()
+    fr = failure_rate_at(tensor, threshold).item()
+    return f"{label} (AUC {auc:.3f}, FR {fr:.3f})"
+
+
+def plot_ced(
+    curves: Mapping[str, np.ndarray], threshold: float, path: str | Path, title: str | None = None
+) -> Path:
+    """Overlay the cumulative error distributions of `curves` up to `threshold` and save a 600x450 PNG."""
+    if not threshold > 0:
+        raise ValueError(f"CED threshold must be positive, got {threshold}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=CED_FIGSIZE, dpi=CED_DPI)
+    try:
+        for label, errors in curves.items():
+            errors = np.asarray(errors, dtype=np.float64).ravel()
+            legend = ced_legend(label, errors, threshold)
+            if errors.size == 0:
+                # An empty line still gets a legend entry, so a missing split is visible.
+                ax.plot([], [], label=legend)
+                continue
+            xs, fractions = ced_curve(torch.from_numpy(errors), threshold)
+            ax.plot(xs.numpy(), fractions.numpy(), label=legend)
+        ax.set_xlim(0.0, threshold)
+        ax.set_ylim(0.0, 1.0)
+        ax.set_xlabel("NME (normalised)")
+        ax.set_ylabel("fraction of faces")
+        ax.grid(True, alpha=0.3)
+        if title is not None:
+            ax.set_title(title)
+        if curves:
+            ax.legend(loc="lower right", fontsize="small")
+        fig.tight_layout()
+        # No bbox_inches="tight": it would change the pixel size from run to run.
+        fig.savefig(path, dpi=CED_DPI)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _check_image(image: np.ndarray, name: str) -> None:
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{name} must have shape (H, W, 3), got {image.shape}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"{name} must be uint8, got {image.dtype}")
+
+
+def _draw_points(tile: np.ndarray, points: np.ndarray, colour: tuple[int, int, int], radius: int) -> None:
+    for x, y in points:
+        # A missing landmark (NaN) is skipped rather than crashing the whole grid.
+        if not (math.isfinite(x) and math.isfinite(y)):
+            continue
+        cv2.circle(tile, (int(round(x)), int(round(y))), radius, colour, thickness=-1, lineType=cv2.LINE_8)
+
+
+def prediction_grid(
+    images: np.ndarray,
+    predicted: np.ndarray,
+    target: np.ndarray,
+    errors: np.ndarray | None = None,
+    columns: int = 4,
+) -> np.ndarray:
+    """Tile images in a grid with ground truth (green) and predictions (red) drawn on, optionally NME text."""
+    images = np.asarray(images)
+    predicted = np.asarray(predicted, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    if images.ndim != 4 or images.shape[3] != 3:
+        raise ValueError(f"images must have shape (N, H, W, 3), got {images.shape}")
+    if images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8, got {images.dtype}")
+    n, h, w, _ = images.shape
+    if n == 0:
+        raise ValueError("images is empty: nothing to put in a grid")
+    if predicted.ndim != 3 or predicted.shape[2] != 2:
+        raise ValueError(f"predicted must have shape (N, L, 2), got {predicted.shape}")
+    if target.shape != predicted.shape:
+        raise ValueError(f"target shape {target.shape} does not match predicted shape {predicted.shape}")
+    if predicted.shape[0] != n:
+        raise ValueError(f"predicted has {predicted.shape[0]} faces but images has {n}")
+    if errors is not None:
+        errors = np.asarray(errors, dtype=np.float64).ravel()
+        if errors.shape[0] != n:
+            raise ValueError(f"errors has {errors.shape[0]} values but images has {n}")
+    if columns < 1:
+        raise ValueError(f"columns must be at least 1, got {columns}")
+
+    cols = min(columns, n)
+    rows = math.ceil(n / cols)
+    radius = max(1, round(h / 100))
+    font_scale = max(0.3, h / 400)
+    grid = np.zeros((rows * h, cols * w, 3), dtype=np.uint8)
+    for i in range(n):
+        # cv2 draws in place and needs a contiguous array, so each tile is drawn on a copy.
+        tile = np.ascontiguousarray(images[i]).copy()
+        _draw_points(tile, target[i], GROUND_TRUTH_RGB, radius)
+        _draw_points(tile, predicted[i], PREDICTION_RGB, radius)
+        if errors is not None:
+            text = f"NME {errors[i]:.3f}"
+            (_, text_h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
+            cv2.putText(
+                tile, text, (2, 2 + text_h), cv2.FONT_HERSHEY_SIMPLEX, font_scale, TEXT_RGB, 1, cv2.LINE_AA
+            )
+        r, c = divmod(i, cols)
+        grid[r * h : (r + 1) * h, c * w : (c + 1) * w] = tile
+    return grid
+
+
+def upsample_map(occlusion_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinearly resize a 2-D map to `size` = (H, W); returns float32 (H, W)."""
+    occlusion_map = np.asarray(occlusion_map, dtype=np.float32)
+    if occlusion_map.ndim != 2:
+        raise ValueError(f"occlusion_map must have shape (h, w), got {occlusion_map.shape}")
+    height, width = size
+    # cv2 takes the destination size as (width, height).
+    return cv2.resize(occlusion_map, (int(width), int(height)), interpolation=cv2.INTER_LINEAR)
+
+
+def figure6_panel(image: np.ndarray, occlusion_map: np.ndarray) -> np.ndarray:
+    """Image, its occlusion probability map P in colour, and image x P side by side: (H, 3W, 3) uint8."""
+    _check_image(image, "image")
+    h, w, _ = image.shape
+    prob = np.clip(upsample_map(occlusion_map, (h, w)), 0.0, 1.0)
+    coloured = cv2.applyColorMap(np.round(prob * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    coloured = cv2.cvtColor(coloured, cv2.COLOR_BGR2RGB)
+    masked = np.clip(np.round(image.astype(np.float32) * prob[..., None]), 0, 255).astype(np.uint8)
+    return np.concatenate([image, coloured, masked], axis=1)
+
+
+def save_png(image: np.ndarray, path: str | Path) -> Path:
+    """Write an RGB uint8 image as a PNG file, creating parent directories."""
+    _check_image(image, "image")
+    path = Path(path)
+    # Encoding in memory makes the file PNG whatever its extension, and lets write errors name the path.
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"could not encode PNG for {path}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encoded.tobytes())
+    except OSError as exc:
+        raise OSError(f"could not write PNG to {path}: {exc}") from exc
+    return path
