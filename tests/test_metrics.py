@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from odn_lightning.data.schemes import get_scheme
-from odn_lightning.metrics import LandmarkNME, auc_at, failure_rate_at, per_sample_nme
+from odn_lightning.metrics import (
+    LandmarkNME,
+    OccluderAUROC,
+    auc_at,
+    ced_curve,
+    failure_rate_at,
+    per_sample_nme,
+)
 
 SCHEME = get_scheme("ibug68")
 
@@ -59,3 +66,118 @@ def test_auc_and_failure_rate_limits():
 def test_unknown_normalisation_is_named():
     with pytest.raises(ValueError, match="inter_ocular"):
         LandmarkNME(normalisation="nose")
+
+
+# ------------------------------------------------------------------ every normalisation, by hand
+
+
+def boxed_face(width=40.0, height=90.0):
+    target = face(outer_left=(10.0, 20.0), outer_right=(40.0, 60.0))  # inter-ocular 50
+    box = torch.tensor([[0.0, 0.0, width, height]])
+    return target, box
+
+
+@pytest.mark.parametrize(
+    "normalisation,distance",
+    [("inter_ocular", 50.0), ("box_width", 40.0), ("box_size", 60.0)],  # sqrt(40 * 90) = 60
+)
+def test_each_normalisation_by_hand(normalisation, distance):
+    target, box = boxed_face()
+    pred = target.clone()
+    pred[0, 3] += torch.tensor([6.0, 8.0])  # one point 10 px off: mean error 10 / 68
+    metric = LandmarkNME(normalisation=normalisation)
+    metric.update(pred, target, box=box)
+    assert metric.compute()["nme"].item() == pytest.approx(10.0 / 68 / distance, rel=1e-6)
+
+
+def test_box_normalisation_without_a_box_is_a_clear_error():
+    target, _ = boxed_face()
+    with pytest.raises(ValueError, match="box_width.*needs each face's box"):
+        LandmarkNME(normalisation="box_width").update(target, target)
+
+
+@pytest.mark.parametrize("normalisation", ["inter_ocular", "inter_pupil", "box_width", "box_size"])
+def test_metric_equals_an_independent_numpy_computation(normalisation):
+    rng = np.random.default_rng(1)
+    target = rng.uniform(0, 500, size=(37, 68, 2))
+    pred = target + rng.normal(scale=5.0, size=target.shape)
+    box = np.concatenate([target.min(axis=1) - 10, target.max(axis=1) + 10], axis=1)
+    if normalisation == "inter_ocular":
+        distance = np.linalg.norm(target[:, 36] - target[:, 45], axis=-1)
+    elif normalisation == "inter_pupil":
+        distance = np.linalg.norm(target[:, 36:42].mean(1) - target[:, 42:48].mean(1), axis=-1)
+    else:
+        w, h = box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]
+        distance = w if normalisation == "box_width" else np.sqrt(w * h)
+    errors = np.linalg.norm(pred - target, axis=-1).mean(axis=1) / distance
+    metric = LandmarkNME(normalisation=normalisation, thresholds=(0.08, 0.1, 0.2))
+    for chunk in np.array_split(np.arange(37), 4):
+        metric.update(*(torch.from_numpy(a[chunk]) for a in (pred, target)), box=torch.from_numpy(box[chunk]))
+    result = metric.compute()
+    assert result["nme"].item() == pytest.approx(errors.mean(), rel=1e-6)
+    for t, key in ((0.08, "08"), (0.1, "10"), (0.2, "20")):
+        assert result[f"fr_{key}"].item() == pytest.approx((errors > t).mean())
+        # AUC by a fine numerical integration of the CED, independently of auc_at's closed form.
+        xs = np.linspace(0, t, 200001)
+        ced = (errors[None, :] <= xs[:, None]).mean(axis=1)
+        assert result[f"auc_{key}"].item() == pytest.approx(np.trapezoid(ced, xs) / t, abs=1e-4)
+
+
+def test_ced_is_monotone_and_reaches_one():
+    errors = torch.from_numpy(np.random.default_rng(2).uniform(0, 0.05, 50))
+    xs, fractions = ced_curve(errors, 0.08)
+    assert xs[0] == 0 and xs[-1] == pytest.approx(0.08)
+    assert (fractions[1:] >= fractions[:-1]).all()
+    assert fractions[-1] == 1.0 and fractions[0] == 0.0
+
+
+def test_auc_is_exact_at_known_limits():
+    assert auc_at(torch.zeros(10), 0.08).item() == 1.0
+    assert auc_at(torch.full((10,), 0.08, dtype=torch.float64), 0.08).item() == 0.0
+    assert auc_at(torch.tensor([0.04]), 0.08).item() == pytest.approx(0.5)  # a triangle's half
+    assert auc_at(torch.tensor([0.0, 1.0]), 0.1).item() == pytest.approx(0.5)
+
+
+def test_faces_seen_twice_count_once():
+    rng = np.random.default_rng(3)
+    target = torch.from_numpy(rng.uniform(0, 100, (6, 68, 2)))
+    pred = target + torch.from_numpy(rng.normal(size=target.shape))
+    once, twice = LandmarkNME(), LandmarkNME()
+    once.update(pred, target, index=torch.arange(6))
+    twice.update(pred[:4], target[:4], index=torch.arange(4))
+    twice.update(pred[3:], target[3:], index=torch.arange(3, 6))  # face 3 again, as DDP padding does
+    assert twice.compute()["nme"].item() == once.compute()["nme"].item()
+    indices, errors = twice.per_sample()
+    assert indices.tolist() == list(range(6)) and len(errors) == 6
+
+
+def test_occluded_and_visible_points_are_measured_apart():
+    target = face()
+    pred = target.clone()
+    pred[0, :10, 0] += 5.0  # the 10 occluded points are 5 px off; the visible ones are exact
+    visible = torch.ones(1, 68, dtype=torch.bool)
+    visible[0, :10] = False
+    metric = LandmarkNME()
+    metric.update(pred, target, visible=visible)
+    result = metric.compute()
+    assert result["nme_occluded"].item() == pytest.approx(5.0 / 10.0)  # inter-ocular 10
+    assert result["nme_visible"].item() == 0.0
+    without = LandmarkNME()
+    without.update(pred, target)
+    assert "nme_occluded" not in without.compute()
+
+
+def test_occluder_auroc_is_one_for_a_perfect_map_and_about_half_for_a_random_one():
+    generator = torch.Generator().manual_seed(0)
+    mask = torch.zeros(4, 64, 64, dtype=torch.uint8)
+    mask[:, 16:48, 8:40] = 255
+    perfect_map = 1.0 - (mask[:, None].float() / 255)  # P = 0 on occluders, 1 elsewhere
+    perfect = OccluderAUROC()
+    perfect.update(perfect_map, mask)
+    assert perfect.compute().item() == pytest.approx(1.0, abs=1e-3)
+    random = OccluderAUROC()
+    random.update(torch.rand(4, 1, 8, 8, generator=generator), mask)
+    assert random.compute().item() == pytest.approx(0.5, abs=0.1)
+    inverted = OccluderAUROC()
+    inverted.update(1.0 - perfect_map, mask)
+    assert inverted.compute().item() == pytest.approx(0.0, abs=1e-3)
