@@ -54,7 +54,11 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
     L.seed_everything(cfg.seed, workers=True)
     model = LandmarkModule.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=False)
     datamodule = instantiate(cfg.data)
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=runs.instantiate_each(cfg.get("logger")))
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=runs.instantiate_each(cfg.get("callbacks")),
+        logger=runs.instantiate_each(cfg.get("logger")),
+    )
     trainer.test(model, datamodule=datamodule)
     metrics = runs.scalar_metrics(trainer.callback_metrics)
     runs.write_metrics(cfg.paths.output_dir, metrics)

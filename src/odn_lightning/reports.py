@@ -1,0 +1,294 @@
+"""What an evaluation leaves in its run directory, and the pictures runs log.
+
+`EvaluationReport` (a Lightning callback, on for `eval` and for the test phase of `train`) writes
+`predictions.csv` (every face: image, split, normalising distance, NME, predicted and ground-truth
+points in original pixels), `ced_<split>.png` and `ced.png` (all splits overlaid), `report.md` (the
+paper's table: NME x 10^-2, AUC, FR, occlusion numbers), `predictions_<split>.png` (a grid of faces)
+and, for networks with the distillation module, `figure6_<split>.png` (image, P, image x P).
+`ValidationPictures` logs a prediction grid (and a Figure-6 panel) each validation epoch.
+Pictures go to W&B and TensorBoard when those loggers are on.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import torch.distributed as dist
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from torch import Tensor
+
+from .data.transforms import denormalise_image, from_normalised
+from .metrics import normalising_distance, threshold_suffix
+from .plots import figure6_panel, plot_ced, prediction_grid, save_png
+
+PREDICTIONS_FILE = "predictions.csv"
+REPORT_FILE = "report.md"
+
+
+# ------------------------------------------------------------------------------- predictions.csv
+
+
+def prediction_columns(num_points: int) -> list[str]:
+    columns = ["image_path", "split", "index", "normaliser", "nme"]
+    columns += [f"pred_{axis}{i}" for i in range(num_points) for axis in "xy"]
+    columns += [f"gt_{axis}{i}" for i in range(num_points) for axis in "xy"]
+    return columns
+
+
+def write_predictions(rows: Sequence[Mapping], path: Path) -> Path:
+    """rows: image_path, split, index, normaliser, nme, predicted (L, 2), target (L, 2) in pixels."""
+    num_points = len(rows[0]["predicted"]) if rows else 0
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(prediction_columns(num_points))
+        for row in rows:
+            points = [f"{v:.6f}" for v in np.concatenate([row["predicted"].ravel(), row["target"].ravel()])]
+            writer.writerow(
+                [
+                    row["image_path"],
+                    row["split"],
+                    row["index"],
+                    f"{row['normaliser']:.6f}",
+                    f"{row['nme']:.8f}",
+                ]
+                + points
+            )
+    return path
+
+
+def read_predictions(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
+    """predictions.csv by split: `image_path`, `index`, `normaliser`, `nme` (N,), `predicted` and
+    `target` (N, L, 2) in original pixels."""
+    with Path(path).open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    by_split: dict[str, dict[str, np.ndarray]] = {}
+    if not rows:
+        return by_split
+    num_points = sum(1 for column in rows[0] if column.startswith("pred_x"))
+    pred_columns = [f"pred_{axis}{i}" for i in range(num_points) for axis in "xy"]
+    gt_columns = [f"gt_{axis}{i}" for i in range(num_points) for axis in "xy"]
+    for split in dict.fromkeys(row["split"] for row in rows):
+        chosen = [row for row in rows if row["split"] == split]
+        by_split[split] = {
+            "image_path": np.array([row["image_path"] for row in chosen]),
+            "index": np.array([int(row["index"]) for row in chosen]),
+            "normaliser": np.array([float(row["normaliser"]) for row in chosen]),
+            "nme": np.array([float(row["nme"]) for row in chosen]),
+            "predicted": np.array([[float(row[c]) for c in pred_columns] for row in chosen]).reshape(
+                -1, num_points, 2
+            ),
+            "target": np.array([[float(row[c]) for c in gt_columns] for row in chosen]).reshape(
+                -1, num_points, 2
+            ),
+        }
+    return by_split
+
+
+# ------------------------------------------------------------------------------------- report.md
+
+
+def report_table(metrics: Mapping[str, float], splits: Sequence[str], thresholds: Sequence[float]) -> str:
+    """The paper's table (NME x 10^-2 per split), with AUC and failure rate (%) at each threshold,
+    the mean-shape baseline and, where measured, the occlusion numbers."""
+    header = ["split", "faces", "NME (x10^-2)"]
+    for t in thresholds:
+        header += [f"AUC@{t:g}", f"FR@{t:g} (%)"]
+    header += ["mean-shape NME (x10^-2)"]
+    occlusion = ("nme_occluded", "nme_visible", "occluder_auroc")
+    shown = [k for k in occlusion if any(f"test/{s}/{k}" in metrics for s in splits)]
+    names = {"nme_occluded": "NME occluded (x10^-2)", "nme_visible": "NME visible (x10^-2)"}
+    header += [names.get(k, "occluder AUROC") for k in shown]
+
+    def cell(split: str, key: str, scale: float = 1.0, digits: int = 2) -> str:
+        value = metrics.get(f"test/{split}/{key}")
+        return "-" if value is None or value != value else f"{value * scale:.{digits}f}"
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for split in splits:
+        row = [split, cell(split, "faces", digits=0), cell(split, "nme", 100)]
+        for t in thresholds:
+            suffix = threshold_suffix(t)
+            row += [cell(split, f"auc_{suffix}", digits=4), cell(split, f"fr_{suffix}", 100)]
+        row += [cell(split, "nme_mean_shape", 100)]
+        row += [cell(split, k, 100) if k != "occluder_auroc" else cell(split, k, digits=4) for k in shown]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    path: Path,
+    metrics: Mapping[str, float],
+    splits: Sequence[str],
+    thresholds: Sequence[float],
+    facts: Mapping[str, str],
+    pictures: Sequence[str],
+) -> Path:
+    lines = ["# Evaluation report", ""]
+    lines += [f"- {name}: {value}" for name, value in facts.items()]
+    lines += ["", report_table(metrics, splits, thresholds)]
+    lines += [
+        "NME: mean point-to-point error divided by the normalising distance, averaged over faces (x10^-2 as "
+        "in the paper's tables). AUC: area under the CED curve up to the threshold, divided by it. FR: "
+        "faces whose NME exceeds the threshold. NME occluded / visible: mean normalised error over the "
+        "points annotated occluded / visible. Occluder AUROC: (1 - P) of the distillation module against "
+        "the occluder masks, pixel by pixel.",
+        "",
+    ]
+    lines += [f"![{name}]({name})" for name in pictures]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# -------------------------------------------------------------------------------------- pictures
+
+
+def log_image(trainer: L.Trainer, key: str, image: np.ndarray, step: int | None = None) -> None:
+    """An RGB picture to every logger that takes pictures (W&B, TensorBoard)."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_image(key=key, images=[image], step=step)
+        elif isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_image(key, image, global_step=step or 0, dataformats="HWC")
+
+
+def batch_pictures(batch: Mapping, outputs: Mapping, count: int) -> dict[str, np.ndarray]:
+    """A prediction grid of the first `count` faces of a batch (in their crops) and, where the network
+    gives an occlusion map, their Figure-6 panels stacked."""
+    count = min(count, len(batch["image"]))
+    size = batch["image"].shape[-1]
+    images = np.stack([denormalise_image(image.float().cpu().numpy()) for image in batch["image"][:count]])
+    predicted = from_normalised(outputs["landmarks"][:count].detach().float().cpu().numpy(), size)
+    target = from_normalised(batch["landmarks"][:count].float().cpu().numpy(), size)
+    nme = outputs["nme"][:count].detach().cpu().numpy() if "nme" in outputs else None
+    pictures = {"predictions": prediction_grid(images, predicted, target, nme)}
+    if "occlusion_map" in outputs:
+        maps = outputs["occlusion_map"][:count, 0].detach().float().cpu().numpy()
+        pictures["figure6"] = np.concatenate([figure6_panel(i, m) for i, m in zip(images, maps, strict=True)])
+    return pictures
+
+
+def gather(objects: list) -> list:
+    """Every process's objects, on every process (a no-op without torch.distributed)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return objects
+    gathered: list[list] = [[] for _ in range(dist.get_world_size())]
+    dist.all_gather_object(gathered, objects)
+    return [item for part in gathered for item in part]
+
+
+# ------------------------------------------------------------------------------------- callbacks
+
+
+class EvaluationReport(L.Callback):
+    """Writes predictions.csv, CED plots, report.md and pictures of the test splits (see module doc)."""
+
+    def __init__(self, output_dir: str, pictures: int = 8) -> None:
+        self.output_dir = Path(output_dir)
+        self.pictures = pictures
+        self.rows: list[dict] = []
+        self.picture_batches: dict[str, dict[str, np.ndarray]] = {}
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.rows, self.picture_batches = [], {}
+
+    def on_test_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Mapping[str, Tensor],
+        batch: Mapping,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        split = batch["split"][0]
+        metric = pl_module.split_metrics[split]
+        target = batch["target_px"].to(torch.float64)
+        box = batch["box"].to(torch.float64)
+        distance = normalising_distance(target, metric.scheme, metric.normalisation, box).cpu().numpy()
+        predicted = outputs["predicted_px"].detach().to(torch.float64).cpu().numpy()
+        nme = outputs["nme"].detach().cpu().numpy()
+        for i in range(len(nme)):
+            self.rows.append(
+                {
+                    "image_path": batch["image_path"][i],
+                    "split": split,
+                    "index": int(batch["index"][i]),
+                    "normaliser": float(distance[i]),
+                    "nme": float(nme[i]),
+                    "predicted": predicted[i],
+                    "target": target[i].cpu().numpy(),
+                }
+            )
+        if split not in self.picture_batches and self.pictures > 0 and trainer.is_global_zero:
+            self.picture_batches[split] = batch_pictures(batch, outputs, self.pictures)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        rows = gather(self.rows)
+        if not trainer.is_global_zero:
+            return
+        # DistributedSampler pads the last batch with faces already seen: keep each face once.
+        unique = {(row["split"], row["index"]): row for row in rows}
+        splits = list(dict.fromkeys(row["split"] for row in rows))
+        rows = sorted(unique.values(), key=lambda row: (splits.index(row["split"]), row["index"]))
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        write_predictions(rows, self.output_dir / PREDICTIONS_FILE)
+
+        thresholds = tuple(pl_module.hparams.nme_thresholds)
+        errors = {s: np.array([r["nme"] for r in rows if r["split"] == s]) for s in splits}
+        pictures = []
+        for split in splits:
+            plot_ced(
+                {split: errors[split]}, max(thresholds), self.output_dir / f"ced_{split}.png", title=split
+            )
+        if splits:
+            plot_ced(errors, max(thresholds), self.output_dir / "ced.png", title="all test splits")
+            pictures.append("ced.png")
+        for split, batch_pictures_of_split in self.picture_batches.items():
+            for kind, image in batch_pictures_of_split.items():
+                name = f"{kind}_{split}.png"
+                save_png(image, self.output_dir / name)
+                log_image(trainer, f"test/{split}/{kind}", image)
+                pictures.append(name)
+
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+        metrics.update({f"test/{s}/faces": float(len(e)) for s, e in errors.items()})
+        datamodule = getattr(trainer, "datamodule", None)
+        metric = next(iter(pl_module.split_metrics.values()))
+        facts = {
+            "checkpoint": str(trainer.ckpt_path or "(weights in memory)"),
+            "network": type(pl_module.net).__name__,
+            "data": f"{getattr(datamodule, 'hparams', {}).get('name', '?')} at {getattr(datamodule, 'root', '?')}",
+            "NME normalisation": metric.normalisation,
+            "predictions": PREDICTIONS_FILE,
+        }
+        write_report(self.output_dir / REPORT_FILE, metrics, splits, thresholds, facts, pictures)
+
+
+class ValidationPictures(L.Callback):
+    """A prediction grid (and Figure-6 panel) of the first validation faces, each validation epoch:
+    logged to W&B / TensorBoard and saved under `<output_dir>/val_pictures/`."""
+
+    def __init__(self, output_dir: str, count: int = 8) -> None:
+        self.output_dir = Path(output_dir)
+        self.count = count
+
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Mapping[str, Tensor],
+        batch: Mapping,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if batch_idx != 0 or self.count <= 0 or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        epoch = trainer.current_epoch
+        for kind, image in batch_pictures(batch, outputs, self.count).items():
+            save_png(image, self.output_dir / "val_pictures" / f"{kind}_epoch{epoch:03d}.png")
+            log_image(trainer, f"val/{kind}", image, step=trainer.global_step)
