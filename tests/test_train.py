@@ -76,10 +76,21 @@ def test_overfitting_a_few_batches_drives_the_loss_down(train_config):
 
 
 @pytest.mark.slow
-def test_ddp_cpu_fits_with_two_processes(train_config, tmp_path):
-    metrics = train(train_config("trainer=ddp_cpu", *LIMITS, "trainer.enable_progress_bar=false"))
-    assert "test/full/nme" in metrics
+def test_ddp_cpu_fits_with_two_processes_and_tests_like_one(train_config, tmp_path):
+    limits = [*LIMITS[:3], "trainer.limit_test_batches=1.0"]  # every test face, split over 2 processes
+    metrics = train(train_config("trainer=ddp_cpu", *limits, "trainer.enable_progress_bar=false"))
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    (best,) = (tmp_path / "run" / "checkpoints").glob("best-*.ckpt")
+    single = evaluate(
+        compose_config("eval", [f"ckpt_path={best}", "trainer.enable_progress_bar=false"], tmp_path / "ev")
+    )
+    for split in ("common", "challenging", "full"):
+        for name in ("nme", "auc_08", "fr_10", "nme_occluded", "occluder_auroc"):
+            key = f"test/{split}/{name}"
+            assert metrics[key] == pytest.approx(single[key], rel=1e-5, abs=1e-6), key
+    # Both processes' faces reach one predictions.csv, each face once.
+    rows = (tmp_path / "run" / "predictions.csv").read_text().splitlines()
+    assert len(rows) == 1 + 8 + 4 + 12
 
 
 def run_cli(module: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -139,6 +150,14 @@ def test_many_loggers_write_csv_tensorboard_and_offline_wandb(train_config, tmp_
     assert "val/nme" in (run / "csv" / "metrics.csv").read_text().splitlines()[0]
     assert list((run / "tensorboard").rglob("events.out.tfevents.*"))
     assert list((run / "wandb").glob("offline-run-*"))
+    # The validation pictures reach W&B (as media) and TensorBoard (as image summaries).
+    assert list((run / "wandb").rglob("media/images/val/predictions*.png"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (events,) = (run / "tensorboard").rglob("events.out.tfevents.*")
+    accumulator = EventAccumulator(str(events.parent))
+    accumulator.Reload()
+    assert "val/predictions" in accumulator.Tags()["images"]
 
 
 def test_pretrained_weights_without_hub_or_file_is_one_line_naming_the_option(tmp_path, synthetic_root):
