@@ -69,3 +69,16 @@ def train_config(tmp_path, synthetic_root):
         return compose_config("train", [*base, *overrides], output_dir or tmp_path / "run")
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, synthetic_root) -> Path:
+    """One tiny training run (ODN, with its distillation module) and its test report, shared by the
+    report and notebook tests."""
+    from odn_lightning.train import train
+
+    tmp = tmp_path_factory.mktemp("report")
+    limits = ["trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2"]
+    overrides = [*TINY, f"data.root={synthetic_root}", f"paths.log_dir={tmp / 'logs'}", *limits]
+    train(compose_config("train", [*overrides, "trainer.limit_test_batches=2"], tmp / "run"))
+    return tmp / "run"

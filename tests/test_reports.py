@@ -10,21 +10,8 @@ import pytest
 
 from odn_lightning.eval import evaluate
 from odn_lightning.reports import read_predictions, report_table, write_predictions
-from odn_lightning.train import train
 
 from .conftest import compose_config
-from .test_train import LIMITS
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, synthetic_root):
-    """One tiny training run (ODN, with its distillation module), shared by the report tests."""
-    from .conftest import TINY
-
-    tmp = tmp_path_factory.mktemp("report")
-    overrides = [*TINY, f"data.root={synthetic_root}", f"paths.log_dir={tmp / 'logs'}", *LIMITS]
-    train(compose_config("train", overrides, tmp / "run"))
-    return tmp / "run"
 
 
 def test_eval_writes_report_predictions_ced_plots_and_pictures(trained_run, tmp_path):
@@ -114,3 +101,31 @@ def test_report_table_is_in_the_papers_units():
     }
     table = report_table(metrics, ["common"], (0.08,))
     assert table.splitlines()[2] == "| common | 554 | 4.08 | 0.5000 | 3.10 | - |"
+
+
+def test_ced_curves_of_several_runs_overlay(tmp_path):
+    from odn_lightning.plots import ced_legend
+    from odn_lightning.reports import overlay_ced
+
+    runs = {}
+    for name, scale in (("good", 0.01), ("bad", 0.2)):
+        rows = [
+            {
+                "image_path": f"{i}.jpg",
+                "split": "common",
+                "index": i,
+                "normaliser": 1.0,
+                "nme": scale * (i + 1),
+                "predicted": np.zeros((2, 2)),
+                "target": np.zeros((2, 2)),
+            }
+            for i in range(4)
+        ]
+        (tmp_path / name).mkdir()
+        write_predictions(rows, tmp_path / name / "predictions.csv")
+        runs[name] = tmp_path / name
+    path = overlay_ced(runs, "common", 0.1, tmp_path / "overlay.png")
+    assert cv2.imread(str(path)).shape == (450, 600, 3)
+    assert ced_legend("good", np.array([0.01, 0.02, 0.03, 0.04]), 0.1).endswith("FR 0.000)")
+    missing = overlay_ced(runs, "challenging", 0.1, tmp_path / "none.png")  # no run has it: still drawn
+    assert missing.is_file()

@@ -7,15 +7,15 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import cv2
-import matplotlib
 import numpy as np
 import torch
 
-# Headless and deterministic: no display is needed on training machines or in tests.
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+# A Figure drawn by its own Agg canvas, not pyplot: no display needed on training machines, and the
+# backend of the caller (a notebook's inline one) is left alone.
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-from .metrics import auc_at, ced_curve, failure_rate_at  # noqa: E402
+from .metrics import auc_at, ced_curve, failure_rate_at
 
 GROUND_TRUTH_RGB = (0, 255, 0)
 PREDICTION_RGB = (255, 0, 0)
@@ -43,31 +43,30 @@ def plot_ced(
         raise ValueError(f"CED threshold must be positive, got {threshold}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=CED_FIGSIZE, dpi=CED_DPI)
-    try:
-        for label, errors in curves.items():
-            errors = np.asarray(errors, dtype=np.float64).ravel()
-            legend = ced_legend(label, errors, threshold)
-            if errors.size == 0:
-                # An empty line still gets a legend entry, so a missing split is visible.
-                ax.plot([], [], label=legend)
-                continue
-            xs, fractions = ced_curve(torch.from_numpy(errors), threshold)
-            ax.plot(xs.numpy(), fractions.numpy(), label=legend)
-        ax.set_xlim(0.0, threshold)
-        ax.set_ylim(0.0, 1.0)
-        ax.set_xlabel("NME (normalised)")
-        ax.set_ylabel("fraction of faces")
-        ax.grid(True, alpha=0.3)
-        if title is not None:
-            ax.set_title(title)
-        if curves:
-            ax.legend(loc="lower right", fontsize="small")
-        fig.tight_layout()
-        # No bbox_inches="tight": it would change the pixel size from run to run.
-        fig.savefig(path, dpi=CED_DPI)
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=CED_FIGSIZE, dpi=CED_DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for label, errors in curves.items():
+        errors = np.asarray(errors, dtype=np.float64).ravel()
+        legend = ced_legend(label, errors, threshold)
+        if errors.size == 0:
+            # An empty line still gets a legend entry, so a missing split is visible.
+            ax.plot([], [], label=legend)
+            continue
+        xs, fractions = ced_curve(torch.from_numpy(errors), threshold)
+        ax.plot(xs.numpy(), fractions.numpy(), label=legend)
+    ax.set_xlim(0.0, threshold)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("NME (normalised)")
+    ax.set_ylabel("fraction of faces")
+    ax.grid(True, alpha=0.3)
+    if title is not None:
+        ax.set_title(title)
+    if curves:
+        ax.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    # No bbox_inches="tight": it would change the pixel size from run to run.
+    fig.savefig(path, dpi=CED_DPI)
     return path
 
 

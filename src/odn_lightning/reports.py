@@ -89,6 +89,18 @@ def read_predictions(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     return by_split
 
 
+def overlay_ced(
+    runs: Mapping[str, str | Path], split: str, threshold: float, path: str | Path, title: str | None = None
+) -> Path:
+    """The CED curves of several runs on one split, overlaid: runs maps a label to a run directory
+    holding a predictions.csv. A run without that split is listed as having no faces."""
+    curves = {}
+    for label, run in runs.items():
+        faces = read_predictions(Path(run) / PREDICTIONS_FILE).get(split)
+        curves[label] = faces["nme"] if faces is not None else np.zeros(0)
+    return plot_ced(curves, threshold, path, title=title or split)
+
+
 # ------------------------------------------------------------------------------------- report.md
 
 
