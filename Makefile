@@ -12,8 +12,20 @@ ARGS ?=
 PYTEST_ARGS ?=
 DATA ?= synthetic
 ROOT ?=
+# make table4 SWEEP=logs/train/multiruns/<date>: which sweep to collect (default: the newest)
+SWEEP ?=
+ROOT_ARG = $(if $(ROOT),data.root=$(ROOT))
+# Table 4's six rows, as one Hydra multirun; its runs share one W&B group.
+ABLATION := ablation/brnet,ablation/gm_dm,ablation/dm_lm,ablation/gm_lm,ablation/gm_lm_dm_no_l1,ablation/odn
+SWEEP_GROUP := table4-$(DATA)-$(shell date +%Y%m%d-%H%M%S)
+# The synthetic sweep is sized for a CPU (about 20 min on 2 cores): the quickstart's 128 px crops,
+# batch and learning rate, 2 epochs, from scratch (no weight download). Real datasets: the paper's recipe.
+ABLATION_ARGS_synthetic := data.image_size=128 data.batch_size=16 model.optimizer.lr=3e-3 \
+	trainer.max_epochs=2 model.net.pretrained=false
+ABLATION_ARGS ?= $(ABLATION_ARGS_$(DATA))
 
-.PHONY: help install train eval test lint format data-synthetic data-check clean clean-all
+.PHONY: help install train eval test lint format data-synthetic data-check clean clean-all \
+	ablation table4 reproduce-300w reproduce-cofw reproduce-aflw
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -45,7 +57,27 @@ data-synthetic: install ## Generate the embedded synthetic faces under data/synt
 	$(PY) -m odn_lightning.data_check data=synthetic $(ARGS)
 
 data-check: install ## Check a dataset's layout and split counts: make data-check DATA=w300 ROOT=/path/to/300W
-	$(PY) -m odn_lightning.data_check data=$(DATA) $(if $(ROOT),data.root=$(ROOT)) $(ARGS)
+	$(PY) -m odn_lightning.data_check data=$(DATA) $(ROOT_ARG) $(ARGS)
+
+ablation: install ## Table 4: the six variants as one multirun: make ablation DATA=synthetic|w300 [ROOT=/path] [ARGS=...]
+	$(PY) -m odn_lightning.data_check data=$(DATA) $(ROOT_ARG)
+	$(PY) -m odn_lightning.train --multirun experiment=$(ABLATION) data=$(DATA) $(ROOT_ARG) \
+		group=$(SWEEP_GROUP) $(ABLATION_ARGS) $(ARGS)
+
+table4: install ## Collect the newest ablation sweep into Table 4 (Markdown + overlaid CEDs) [SWEEP=dir]
+	$(PY) -m odn_lightning.table4 $(if $(SWEEP),sweep_dir=$(SWEEP))
+
+reproduce-300w: install ## Tables 1-2, Fig. 3: ODN on 300W (common, challenging, full): ROOT=/path/to/300W
+	$(PY) -m odn_lightning.data_check data=w300 $(ROOT_ARG)
+	$(PY) -m odn_lightning.train experiment=paper_300w $(ROOT_ARG) $(ARGS)
+
+reproduce-cofw: install ## Fig. 4: train on 300W, test on COFW-68: ROOT=/path holding 300W/ COFW/ COFW68/
+	$(PY) -m odn_lightning.data_check data=cofw68 $(ROOT_ARG)
+	$(PY) -m odn_lightning.train experiment=paper_cofw68 $(ROOT_ARG) $(ARGS)
+
+reproduce-aflw: install ## Table 3, Fig. 5: ODN on AFLW, tested on full and frontal: ROOT=/path/to/AFLW
+	$(PY) -m odn_lightning.data_check data=aflw $(ROOT_ARG)
+	$(PY) -m odn_lightning.train experiment=paper_aflw_full "data.test_splits=[full,frontal]" $(ROOT_ARG) $(ARGS)
 
 clean: ## Remove run outputs and caches (keeps data/ and .venv)
 	rm -rf logs outputs multirun wandb lightning_logs .pytest_cache .ruff_cache

@@ -8,7 +8,6 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from odn_lightning.losses import LandmarkObjective
 from odn_lightning.models import ODN
@@ -26,11 +25,17 @@ TABLE4 = {
 NUM_LANDMARKS = 19
 
 
+def _model_config(name: str):
+    """conf/model/<name>.yaml as the training config composes it (with 19-point data)."""
+    with initialize_config_dir(config_dir=str(CONF_DIR.parent), version_base="1.3"):
+        cfg = compose("train", overrides=[f"model={name}", "data=aflw"])
+    assert cfg.model._target_ == "odn_lightning.module.LandmarkModule"
+    return cfg.model
+
+
 def _build(name: str) -> tuple[ODN, torch.nn.Module]:
-    root = OmegaConf.create({"data": {"num_landmarks": NUM_LANDMARKS, "scheme": "aflw19"}})
-    root.model = OmegaConf.load(CONF_DIR / f"{name}.yaml")
-    assert root.model._target_ == "odn_lightning.module.LandmarkModule"
-    return instantiate(root.model.net), instantiate(root.model.objective)
+    model = _model_config(name)
+    return instantiate(model.net), instantiate(model.objective)
 
 
 def _nonzero_grad(module: torch.nn.Module) -> dict[str, bool]:
@@ -83,9 +88,9 @@ def test_table4_variant_builds_and_trains(name: str) -> None:
 
 
 def test_table4_configs_differ_only_in_their_switches() -> None:
-    odn = OmegaConf.load(CONF_DIR / "odn.yaml")
+    odn = _model_config("odn")
     for name in TABLE4:
-        cfg = OmegaConf.load(CONF_DIR / f"{name}.yaml")
+        cfg = _model_config(name)
         assert cfg.optimizer == odn.optimizer and cfg.scheduler == odn.scheduler, name
         for key in ("alpha", "beta", "gamma", "lam"):
             assert cfg.objective[key] == odn.objective[key], (name, key)

@@ -1,0 +1,200 @@
+"""The paper's experiments compose as their names say; sweeps run through the basic and submitit
+launchers; the Table-4 collector reports done, failed and missing variants."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from odn_lightning.reports import write_predictions
+from odn_lightning.table4 import TABLE4_ROWS, collect, read_sweep
+
+from .conftest import TINY, compose_config
+from .test_train import run_cli
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "experiment"
+# experiment -> (use_gm, use_dm, use_lm, eta > 0)
+ABLATION = {
+    "brnet": (False, False, False, True),
+    "gm_dm": (True, True, False, True),
+    "dm_lm": (False, True, True, True),
+    "gm_lm": (True, False, True, True),
+    "gm_lm_dm_no_l1": (True, True, True, False),
+    "odn": (True, True, True, True),
+}
+PAPER = {
+    "paper_300w": ("w300", ["common", "challenging", "full"]),
+    "paper_cofw68": ("cofw68", ["cofw68"]),
+    "paper_aflw_full": ("aflw", ["full"]),
+    "paper_aflw_frontal": ("aflw", ["frontal"]),
+}
+
+
+def paper_recipe_holds(cfg) -> None:
+    assert cfg.data.image_size == 224 and cfg.model.net.pretrained is True
+    augmentation = cfg.data.augmentation
+    assert (augmentation.rotation, augmentation.scale, augmentation.translation, augmentation.flip) == (
+        15.0,
+        0.1,
+        0.05,
+        True,
+    )
+    assert cfg.data.occlusion.probability == 0.0
+    objective = cfg.model.objective
+    assert (objective.alpha, objective.gamma, objective.lam, objective.beta) == (1e-5, 1e-5, 1e-5, 1e-6)
+
+
+def test_every_experiment_file_is_tested():
+    found = {p.relative_to(CONF).with_suffix("").as_posix() for p in CONF.rglob("*.yaml")}
+    found = {name for name in found if not Path(name).name.startswith("_")}
+    assert found == set(PAPER) | {f"ablation/{v}" for v in ABLATION} | {"quickstart"}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_paper_experiment_composes_with_its_dataset_and_splits(name, tmp_path):
+    cfg = compose_config("train", [f"experiment={name}"], tmp_path)
+    data, splits = PAPER[name]
+    assert cfg.data.name == data and list(cfg.data.test_splits) == splits
+    assert (cfg.model.net.use_gm, cfg.model.net.use_dm, cfg.model.net.use_lm) == (True, True, True)
+    assert cfg.model.objective.eta == 1e-6
+    paper_recipe_holds(cfg)
+    if data == "aflw":
+        assert cfg.data.nme_normalisation == "box_width"
+    for key in ("data", "model", "trainer", "tags"):
+        OmegaConf.to_container(cfg[key], resolve=True)  # every interpolation resolves
+
+
+@pytest.mark.parametrize("variant", sorted(ABLATION))
+def test_ablation_experiment_sets_its_switches(variant, tmp_path):
+    cfg = compose_config("train", [f"experiment=ablation/{variant}", "data=w300"], tmp_path)
+    use_gm, use_dm, use_lm, with_l1 = ABLATION[variant]
+    assert (cfg.model.net.use_gm, cfg.model.net.use_dm, cfg.model.net.use_lm) == (use_gm, use_dm, use_lm)
+    assert (cfg.model.objective.eta > 0) == with_l1
+    paper_recipe_holds(cfg)
+    # W&B: named by variant, grouped per dataset sweep, tagged with the dataset and switches.
+    assert cfg.run_name == variant and cfg.group == "table4-w300"
+    assert "w300" in cfg.tags and variant in cfg.tags
+    assert ("gm" if use_gm else "no_gm") in cfg.tags and ("lm" if use_lm else "no_lm") in cfg.tags
+
+
+def test_wandb_logger_takes_the_run_name_group_and_tags(tmp_path):
+    cfg = compose_config(
+        "train", ["experiment=ablation/gm_lm", "data=synthetic", "logger=wandb", "group=sweep-1"], tmp_path
+    )
+    wandb = OmegaConf.to_container(cfg.logger.wandb, resolve=True)
+    assert (wandb["name"], wandb["group"]) == ("gm_lm", "sweep-1")
+    assert wandb["tags"][:2] == ["table4", "synthetic"] and wandb["offline"] is True
+
+
+def test_slurm_launcher_composes(tmp_path):
+    cfg = compose_config(
+        "train", ["hydra/launcher=slurm", "trainer=ddp", "experiment=ablation/odn"], tmp_path
+    )
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.gpus_per_node == launcher.tasks_per_node and launcher.timeout_min > 0
+    assert cfg.trainer.strategy == "ddp"
+
+
+# ------------------------------------------------------------------------------- the collector
+
+
+def fake_job(sweep: Path, number: int, variant: str, nme: float | None) -> Path:
+    job = sweep / str(number)
+    (job / ".hydra").mkdir(parents=True)
+    OmegaConf.save(
+        OmegaConf.create({"run_name": variant, "data": {"test_splits": ["common", "full"]}}),
+        job / ".hydra" / "config.yaml",
+    )
+    if nme is not None:
+        metrics = {f"test/{s}/{k}": nme * f for s, f in (("common", 1.0), ("full", 1.5)) for k in ("nme",)}
+        metrics |= {f"test/{s}/auc_10": 0.5 for s in ("common", "full")}
+        metrics |= {f"test/{s}/fr_10": 0.02 for s in ("common", "full")}
+        (job / "metrics.json").write_text(json.dumps(metrics))
+        import numpy as np
+
+        rows = [
+            {
+                "image_path": "a.jpg",
+                "split": s,
+                "index": i,
+                "normaliser": 1.0,
+                "nme": nme * (i + 1) / 2,
+                "predicted": np.zeros((1, 2)),
+                "target": np.zeros((1, 2)),
+            }
+            for s in ("common", "full")
+            for i in range(3)
+        ]
+        write_predictions(rows, job / "predictions.csv")
+    return job
+
+
+def test_collector_reports_done_failed_and_missing_variants(tmp_path):
+    sweep = tmp_path / "sweep"
+    fake_job(sweep, 0, "brnet", 0.06)
+    fake_job(sweep, 1, "gm_dm", None)  # the job started, then failed: no metrics.json
+    fake_job(sweep, 2, "odn", 0.04)
+    runs = {run.variant: run.status for run in read_sweep(sweep, list(TABLE4_ROWS))}
+    assert runs == {
+        "brnet": "done",
+        "gm_dm": "failed",
+        "dm_lm": "missing",
+        "gm_lm": "missing",
+        "gm_lm_dm_no_l1": "missing",
+        "odn": "done",
+    }
+    table, plots = collect(sweep)
+    lines = table.splitlines()
+    assert lines[2].startswith("| BRNet | 6.00 | 9.00 | 0.5000 | 0.5000 | 2.00 | 2.00 |")
+    assert lines[3].startswith("| +GM+DM | FAILED | FAILED") and str(sweep / "1") in lines[3]
+    assert lines[4].startswith("| +DM+LM | MISSING") and "no job in this sweep" in lines[4]
+    assert lines[7].startswith("| ODN (GM+LM+DM) | 4.00 | 6.00 |")
+    assert [p.name for p in plots] == ["table4_ced_common.png", "table4_ced_full.png"]
+    written = (sweep / "table4.md").read_text()
+    assert "done 2, failed 1, missing 3" in written and table in written
+
+
+def test_collector_names_a_missing_sweep(tmp_path):
+    result = run_cli("odn_lightning.table4", f"paths.log_dir={tmp_path}")
+    assert result.returncode != 0
+    assert "make ablation DATA=synthetic" in result.stderr.strip().splitlines()[-1]
+
+
+# ------------------------------------------------------------------------------------- sweeps
+
+SWEEP_TINY = [
+    *TINY,
+    "model.net.pretrained=false",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+    "callbacks.validation_pictures.count=0",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["basic", "submitit_local"])
+def test_two_variant_sweep_runs_and_collects(launcher, tmp_path, synthetic_root):
+    args = [
+        "--multirun",
+        "experiment=ablation/brnet,ablation/odn",
+        f"data.root={synthetic_root}",
+        f"paths.log_dir={tmp_path}",
+        f"hydra/launcher={launcher}",
+        "group=test-sweep",
+        *SWEEP_TINY,
+    ]
+    result = run_cli("odn_lightning.train", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
+    runs = {run.variant: run for run in read_sweep(sweep, ["brnet", "odn"])}
+    assert {v: r.status for v, r in runs.items()} == {"brnet": "done", "odn": "done"}
+    assert all((r.run_dir / "report.md").is_file() for r in runs.values())
+    collected = run_cli("odn_lightning.table4", f"paths.log_dir={tmp_path}", "variants=[brnet,odn]")
+    assert collected.returncode == 0, collected.stderr[-3000:]
+    assert "| BRNet |" in collected.stdout and "| ODN (GM+LM+DM) |" in collected.stdout
