@@ -13,18 +13,13 @@ from odn_lightning.reports import write_predictions
 from odn_lightning.table4 import TABLE4_ROWS, collect, read_sweep
 
 from .conftest import TINY, compose_config
+from .models.test_table4_configs import TABLE4
 from .test_train import run_cli
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "experiment"
-# experiment -> (use_gm, use_dm, use_lm, eta > 0)
-ABLATION = {
-    "brnet": (False, False, False, True),
-    "gm_dm": (True, True, False, True),
-    "dm_lm": (False, True, True, True),
-    "gm_lm": (True, False, True, True),
-    "gm_lm_dm_no_l1": (True, True, True, False),
-    "odn": (True, True, True, True),
-}
+# experiment ablation/<name> -> (use_gm, use_dm, use_lm, eta > 0): the model configs' switches, with
+# the experiment's name for the row without L1.
+ABLATION = {("gm_lm_dm_no_l1" if name == "odn_no_l1" else name): s for name, s in TABLE4.items()}
 PAPER = {
     "paper_300w": ("w300", ["common", "challenging", "full"]),
     "paper_cofw68": ("cofw68", ["cofw68"]),
