@@ -44,7 +44,7 @@ eval: install ## Evaluate a checkpoint: make eval CKPT=path/to/last.ckpt [ARGS="
 	@test -n "$(CKPT)" || { echo "error: set CKPT=path/to/checkpoint.ckpt"; exit 2; }
 	$(PY) -m odn_lightning.eval ckpt_path=$(CKPT) $(ARGS)
 
-test: install ## Run the test suite (CPU only, about 2 minutes on 2 cores)
+test: install ## Run the test suite (CPU only, about 4 minutes on 2 cores)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install ## Static checks (ruff)
