@@ -119,14 +119,11 @@ class LandmarkNME(Metric):
         index: Tensor | None = None,
     ) -> None:
         """Add a batch (pixels: pred, target (B, L, 2); box (B, 4))."""
-        pred, target = pred.detach().to(torch.float64), target.to(torch.float64)
-        box = None if box is None else box.to(torch.float64)
-        distance = normalising_distance(target, self.scheme, self.normalisation, box)
-        errors = point_errors(pred, target, distance)
+        errors = self._point_errors(pred.detach(), target, box)
         nme = errors.mean(dim=-1)
         self.errors.append(nme)
         if index is None:  # no dataset index: faces are numbered in arrival order
-            index = torch.arange(len(nme)) + sum(len(i) for i in self.indices)
+            index = torch.arange(len(nme)) + len(self._state("indices"))
         self.indices.append(index.to(device=nme.device, dtype=torch.int64))
         if visible is not None:
             visible = visible.to(torch.bool)
@@ -135,53 +132,52 @@ class LandmarkNME(Metric):
             self.visible_sum.append((errors * visible).sum(dim=-1))
             self.visible_count.append(visible.sum(dim=-1).to(torch.float64))
 
+    def _point_errors(self, pred: Tensor, target: Tensor, box: Tensor | None) -> Tensor:
+        target = target.to(torch.float64)
+        box = None if box is None else box.to(torch.float64)
+        distance = normalising_distance(target, self.scheme, self.normalisation, box)
+        return point_errors(pred.to(torch.float64), target, distance)
+
     def per_face(self, pred: Tensor, target: Tensor, box: Tensor | None = None) -> Tensor:
         """The NME of each face of a batch, as `update` counts it: (B,)."""
-        box = None if box is None else box.to(torch.float64)
-        return per_sample_nme(
-            pred.to(torch.float64), target.to(torch.float64), self.scheme, self.normalisation, box
-        )
+        return self._point_errors(pred, target, box).mean(dim=-1)
 
-    def _unique(self, name: str, keep: Tensor) -> Tensor:
+    def _state(self, name: str) -> Tensor:
+        """A list state as one tensor (a list of batches before synchronisation, a tensor after)."""
         state = getattr(self, name)
         if isinstance(state, list) and not state:
-            return torch.zeros(0, dtype=torch.float64)
-        return dim_zero_cat(state)[keep]
+            return torch.zeros(0, dtype=torch.int64 if name == "indices" else torch.float64)
+        return dim_zero_cat(state)
 
     def _first_of_each_index(self) -> Tensor:
-        indices = self._unique_indices()
-        if indices.numel() == 0:
-            return indices
+        """Positions of the first occurrence of each dataset index, in index order."""
+        indices = self._state("indices")
         order = torch.argsort(indices, stable=True)
         first = torch.ones_like(order, dtype=torch.bool)
         first[1:] = indices[order][1:] != indices[order][:-1]
         return order[first]
 
-    def _unique_indices(self) -> Tensor:
-        if isinstance(self.indices, list) and not self.indices:
-            return torch.zeros(0, dtype=torch.int64)
-        return dim_zero_cat(self.indices)
-
     def per_sample(self) -> tuple[Tensor, Tensor]:
         """(dataset indices, NME) of every face seen once, ordered by index."""
         keep = self._first_of_each_index()
-        return self._unique_indices()[keep], self._unique("errors", keep)
+        return self._state("indices")[keep], self._state("errors")[keep]
 
     def compute(self) -> dict[str, Tensor]:
         """`nme`, `auc_08` / `fr_08` style keys (threshold x 100), and `nme_occluded` /
         `nme_visible` (mean error over those points) when visibility was given."""
         keep = self._first_of_each_index()
-        errors = self._unique("errors", keep)
+        errors = self._state("errors")[keep]
         result = {"nme": errors.mean()}
         for threshold in self.thresholds:
             suffix = threshold_suffix(threshold)
             result[f"auc_{suffix}"] = auc_at(errors, threshold)
             result[f"fr_{suffix}"] = failure_rate_at(errors, threshold)
-        seen_visibility = not (isinstance(self.visible_count, list) and not self.visible_count)
-        if seen_visibility and len(dim_zero_cat(self.visible_count)) == len(dim_zero_cat(self.errors)):
+        # Only when every face came with visibility: the sums then line up with the faces.
+        faces = len(self._state("errors"))
+        if faces and len(self._state("visible_count")) == faces:
             for kind in ("occluded", "visible"):
-                total = self._unique(f"{kind}_sum", keep).sum()
-                count = self._unique(f"{kind}_count", keep).sum()
+                total = self._state(f"{kind}_sum")[keep].sum()
+                count = self._state(f"{kind}_count")[keep].sum()
                 result[f"nme_{kind}"] = total / count if count > 0 else torch.tensor(float("nan"))
         return {name: value.float() for name, value in result.items()}
 
