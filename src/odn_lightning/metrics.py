@@ -22,7 +22,10 @@ NORMALISATIONS = ("inter_ocular", "inter_pupil", "box_width", "box_size")
 
 def check_normalisation(normalisation: str) -> str:
     if normalisation not in NORMALISATIONS:
-        raise ValueError(f"unknown NME normalisation '{normalisation}'; choose one of {NORMALISATIONS}")
+        raise ValueError(
+            f"unknown NME normalisation '{normalisation}' (data.nme_normalisation or model.nme_normalisation); "
+            f"choose one of {NORMALISATIONS}"
+        )
     return normalisation
 
 

@@ -110,7 +110,9 @@ def collect(
     done = {TABLE4_ROWS.get(r.variant, r.variant): r.run_dir for r in runs if r.status == "done"}
     with_predictions = {label: d for label, d in done.items() if (d / PREDICTIONS_FILE).is_file()}
     plots = [
-        overlay_ced(with_predictions, split, threshold, sweep_dir / f"table4_ced_{split}.png", f"Table 4, {split}")
+        overlay_ced(
+            with_predictions, split, threshold, sweep_dir / f"table4_ced_{split}.png", f"Table 4, {split}"
+        )
         for split in splits
         if with_predictions
     ]

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..metrics import check_normalisation
 from .benchmarks import BENCHMARK_READERS, PATH_ARGUMENTS
 from .dataset import LandmarkDataset
 from .pts import AnnotationError
@@ -93,7 +92,8 @@ class LandmarkDataModule(L.LightningDataModule):
         for split in (train_split, val_split, *test_splits):
             if split not in splits:
                 raise ValueError(f"data split '{split}' is not defined in data.splits ({sorted(splits)})")
-        self.nme_normalisation = check_normalisation(nme_normalisation)
+        # What divides this dataset's errors; the module's metrics read (and check) it.
+        self.nme_normalisation = nme_normalisation
         self.root = Path(root)
         self.datasets: dict[str, LandmarkDataset] = {}
 
