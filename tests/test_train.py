@@ -214,3 +214,11 @@ def test_data_check_cli_reports_the_300w_counts(tmp_path):
     assert "split 'train' has 6 faces, the benchmark defines 3148" in result.stdout
     assert "split 'challenging' has 2 faces, the benchmark defines 135" in result.stdout
     assert result.stderr.strip().splitlines()[-1].startswith("error: 0 bad faces and 4 split counts off")
+
+
+def test_eval_on_a_dataset_with_another_point_count_is_a_clear_error(train_config, tmp_path):
+    train(train_config("debug=fdr", "callbacks=default"))
+    (last,) = (tmp_path / "run" / "checkpoints").glob("*.ckpt")
+    cfg = compose_config("eval", [f"ckpt_path={last}", "data=cofw", f"data.root={tmp_path}"], tmp_path / "ev")
+    with pytest.raises(ValueError, match=r"predicts 68 points \(synthetic\), but data=cofw has 29"):
+        evaluate(cfg)

@@ -44,6 +44,12 @@ def eval_config(cfg: DictConfig, checkpoint: dict, overrides: list[str]) -> Dict
                 cfg.trainer.limit_test_batches = limit
         elif "data" in run and not overridden("data.image_size", overrides):
             cfg.data.image_size = run.data.image_size
+    trained = OmegaConf.select(run, "data.num_landmarks")
+    if trained is not None and trained != cfg.data.num_landmarks:
+        raise ValueError(
+            f"{cfg.ckpt_path} predicts {trained} points ({run.data.name}), but data={cfg.data.name} has "
+            f"{cfg.data.num_landmarks}: evaluate it on a dataset with the same landmark scheme"
+        )
     return cfg
 
 
