@@ -122,7 +122,7 @@ class LandmarkNME(Metric):
         index: Tensor | None = None,
     ) -> None:
         """Add a batch (pixels: pred, target (B, L, 2); box (B, 4))."""
-        errors = self._point_errors(pred.detach(), target, box)
+        errors, _ = self._point_errors(pred.detach(), target, box)
         nme = errors.mean(dim=-1)
         self.errors.append(nme)
         if index is None:  # no dataset index: faces are numbered in arrival order
@@ -135,15 +135,17 @@ class LandmarkNME(Metric):
             self.visible_sum.append((errors * visible).sum(dim=-1))
             self.visible_count.append(visible.sum(dim=-1).to(torch.float64))
 
-    def _point_errors(self, pred: Tensor, target: Tensor, box: Tensor | None) -> Tensor:
+    def _point_errors(self, pred: Tensor, target: Tensor, box: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Normalised point errors (B, L) and the normalising distances (B,), in float64."""
         target = target.to(torch.float64)
         box = None if box is None else box.to(torch.float64)
         distance = normalising_distance(target, self.scheme, self.normalisation, box)
-        return point_errors(pred.to(torch.float64), target, distance)
+        return point_errors(pred.to(torch.float64), target, distance), distance
 
-    def per_face(self, pred: Tensor, target: Tensor, box: Tensor | None = None) -> Tensor:
-        """The NME of each face of a batch, as `update` counts it: (B,)."""
-        return self._point_errors(pred, target, box).mean(dim=-1)
+    def per_face(self, pred: Tensor, target: Tensor, box: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Each face's NME, as `update` counts it, and its normalising distance: (B,), (B,)."""
+        errors, distance = self._point_errors(pred, target, box)
+        return errors.mean(dim=-1), distance
 
     def _state(self, name: str) -> Tensor:
         """A list state as one tensor (a list of batches before synchronisation, a tensor after)."""

@@ -98,7 +98,7 @@ class LandmarkModule(L.LightningModule):
 
     def _eval_step(self, batch: Mapping, stage: str) -> dict[str, Tensor]:
         """Metrics of a batch, in original image pixels; returns what the report callbacks use:
-        `predicted_px` (B, L, 2), `nme` (B,) and the network's outputs."""
+        `predicted_px` (B, L, 2), `nme` and `normaliser` (B,) and the network's outputs."""
         outputs, terms = self._step(batch)
         split = batch["split"][0]
         size = batch["image"].shape[-1]
@@ -107,7 +107,7 @@ class LandmarkModule(L.LightningModule):
         faces = {"box": batch["box"], "visible": visible, "index": batch["index"]}
         metric = self.split_metrics[split]
         metric.update(predicted, batch["target_px"], **faces)
-        nme = metric.per_face(predicted.detach(), batch["target_px"], batch["box"])
+        nme, normaliser = metric.per_face(predicted.detach(), batch["target_px"], batch["box"])
         if self.mean_shape_known:
             mean_shape = crop_to_original(
                 self.mean_shape.expand_as(outputs["landmarks"]), batch["matrix"], size
@@ -117,7 +117,7 @@ class LandmarkModule(L.LightningModule):
             self.occluder_metrics[split].update(outputs["occlusion_map"], batch["occluder_mask"])
         if stage == "val":
             self.log("val/loss", terms["loss"], batch_size=len(nme), add_dataloader_idx=False, sync_dist=True)
-        return {"predicted_px": predicted, "nme": nme, **outputs}
+        return {"predicted_px": predicted, "nme": nme, "normaliser": normaliser, **outputs}
 
     def validation_step(self, batch: Mapping, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
         return self._eval_step(batch, "val")

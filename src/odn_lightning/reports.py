@@ -23,7 +23,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from torch import Tensor
 
 from .data.transforms import denormalise_image, from_normalised
-from .metrics import normalising_distance, threshold_suffix
+from .metrics import threshold_suffix
 from .plots import figure6_panel, plot_ced, prediction_grid, save_png
 
 PREDICTIONS_FILE = "predictions.csv"
@@ -218,10 +218,8 @@ class EvaluationReport(L.Callback):
         dataloader_idx: int = 0,
     ) -> None:
         split = batch["split"][0]
-        metric = pl_module.split_metrics[split]
         target = batch["target_px"].to(torch.float64)
-        box = batch["box"].to(torch.float64)
-        distance = normalising_distance(target, metric.scheme, metric.normalisation, box).cpu().numpy()
+        distance = outputs["normaliser"].detach().cpu().numpy()
         predicted = outputs["predicted_px"].detach().to(torch.float64).cpu().numpy()
         nme = outputs["nme"].detach().cpu().numpy()
         for i in range(len(nme)):

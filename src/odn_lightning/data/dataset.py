@@ -102,7 +102,7 @@ class LandmarkDataset(Dataset):
         return crop_matrix(np.asarray(box, dtype=np.float64), self.image_size, self.crop_margin)
 
     @staticmethod
-    def face_box(record: FaceRecord) -> np.ndarray:
+    def normalising_box(record: FaceRecord) -> np.ndarray:
         """The box that normalises box-based NMEs: the dataset's, else the landmarks' tight box."""
         return np.asarray(record.box if record.box is not None else face_box(record.landmarks), np.float64)
 
@@ -142,7 +142,7 @@ class LandmarkDataset(Dataset):
             "has_visibility": record.visible is not None,
             "matrix": torch.from_numpy(matrix),
             "target_px": torch.from_numpy(landmarks.astype(np.float64)),
-            "box": torch.from_numpy(self.face_box(record)),
+            "box": torch.from_numpy(self.normalising_box(record)),
             "index": index,
             "split": self.split,
             "image_path": str(record.image_path),
