@@ -15,8 +15,8 @@ ROOT ?=
 # make table4 SWEEP=logs/train/multiruns/<date>: which sweep to collect (default: the newest)
 SWEEP ?=
 ROOT_ARG = $(if $(ROOT),data.root=$(ROOT))
-# Table 4's six rows, as one Hydra multirun; its runs share one W&B group.
-ABLATION := ablation/brnet,ablation/gm_dm,ablation/dm_lm,ablation/gm_lm,ablation/gm_lm_dm_no_l1,ablation/odn
+# Table 4's six rows (model choices), as one Hydra multirun; its runs share one W&B group.
+TABLE4_MODELS := brnet,gm_dm,dm_lm,gm_lm,odn_no_l1,odn
 SWEEP_GROUP := table4-$(DATA)-$(shell date +%Y%m%d-%H%M%S)
 # The synthetic sweep is sized for a CPU (about 20 min on 2 cores): the quickstart's 128 px crops,
 # batch and learning rate, 2 epochs, from scratch (no weight download). Real datasets: the paper's recipe.
@@ -61,7 +61,7 @@ data-check: install ## Check a dataset's layout and split counts: make data-chec
 
 ablation: install ## Table 4: the six variants as one multirun: make ablation DATA=synthetic|w300 [ROOT=/path] [ARGS=...]
 	$(PY) -m odn_lightning.data_check data=$(DATA) $(ROOT_ARG)
-	$(PY) -m odn_lightning.train --multirun experiment=$(ABLATION) data=$(DATA) $(ROOT_ARG) \
+	$(PY) -m odn_lightning.train --multirun experiment=ablation model=$(TABLE4_MODELS) data=$(DATA) $(ROOT_ARG) \
 		group=$(SWEEP_GROUP) $(ABLATION_ARGS) $(ARGS)
 
 table4: install ## Collect the newest ablation sweep into Table 4 (Markdown + overlaid CEDs) [SWEEP=dir]
@@ -77,7 +77,7 @@ reproduce-cofw: install ## Fig. 4: train on 300W, test on COFW-68: ROOT=/path ho
 
 reproduce-aflw: install ## Table 3, Fig. 5: ODN on AFLW, tested on full and frontal: ROOT=/path/to/AFLW
 	$(PY) -m odn_lightning.data_check data=aflw $(ROOT_ARG)
-	$(PY) -m odn_lightning.train experiment=paper_aflw_full "data.test_splits=[full,frontal]" $(ROOT_ARG) $(ARGS)
+	$(PY) -m odn_lightning.train experiment=paper_aflw $(ROOT_ARG) $(ARGS)
 
 clean: ## Remove run outputs and caches (keeps data/ and .venv)
 	rm -rf logs outputs multirun wandb lightning_logs .pytest_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""Shared fixtures: a small synthetic dataset generated once per session, and Hydra configs."""
+"""Shared fixtures: a small synthetic dataset generated once per session, configs, one trained run."""
 
 from __future__ import annotations
 
@@ -7,36 +7,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from odn_lightning.config import CONFIG_DIR
+from .helpers.configs import TINY, compose_config
 
 os.environ.setdefault("WANDB_MODE", "offline")
 torch.set_num_threads(2)
 
-# Small, fast settings shared by every test that runs the training loop.
-TINY = [
-    "data.image_size=64",
-    "data.batch_size=4",
-    "data.eval_batch_size=8",
-    "data.num_workers=0",
-    "data.synthetic.image_size=128",
-    "data.synthetic.sizes.train=24",
-    "data.synthetic.sizes.val=8",
-    "data.synthetic.sizes.common=8",
-    "data.synthetic.sizes.challenging=4",
-    "trainer.accelerator=cpu",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-]
-
 
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
-    """A tiny synthetic dataset shared by the tests (generated once, ~1 s)."""
+    """A tiny synthetic dataset shared by the tests (the splits of TINY; generated once, ~1 s)."""
     from odn_lightning.data.synthetic import ensure_synthetic
 
     root = tmp_path_factory.mktemp("synthetic")
@@ -44,20 +25,6 @@ def synthetic_root(tmp_path_factory) -> Path:
         root, {"train": 24, "val": 8, "common": 8, "challenging": 4}, seed=0, image_size=128, progress=False
     )
     return root
-
-
-def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> DictConfig:
-    """Compose a config as the entry point would, with the Hydra run directory set to `output_dir`."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(
-            config_name, overrides=[*overrides, f"hydra.run.dir={output_dir}"], return_hydra_config=True
-        )
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(output_dir)
-        cfg.hydra.job.num = 0
-    HydraConfig.instance().set_config(cfg)
-    return cfg
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from odn_lightning.config import CONFIG_DIR, overridden
-from odn_lightning.data.schemes import get_scheme
+from odn_lightning.schemes import get_scheme
 
-from .conftest import compose_config
+from .helpers.configs import compose_config
 
 CONF = Path(CONFIG_DIR)
 
@@ -21,7 +22,31 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
-GROUPS = ["data", "model", "trainer", "logger", "callbacks", "paths", "experiment", "debug", "hydra"]
+GROUPS = [
+    "data",
+    "model",
+    "trainer",
+    "logger",
+    "callbacks",
+    "paths",
+    "extras",
+    "experiment",
+    "debug",
+    "hydra",
+]
+
+
+def readme_config_groups() -> dict[str, set[str]]:
+    """The README's config-group table: each group and the options it names (`name` in backticks)."""
+    text = (CONF.parent / "README.md").read_text()
+    table = text.split("| group | options |", 1)[1].split("\n\n", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| (.*) \|$", table, flags=re.M)
+    return {group: set(re.findall(r"`([a-z0-9_]+)`", cells)) for group, cells in rows}
+
+
+def test_readme_lists_every_group_and_option_that_help_lists():
+    # `--help` lists conf/<group>/*.yaml; files starting with `_` are parts, not options.
+    assert readme_config_groups() == {group: set(options(group)) for group in GROUPS if group != "hydra"}
 
 
 def test_every_group_has_options():
@@ -35,7 +60,8 @@ def test_every_group_has_options():
 def test_train_option_composes_and_resolves(group, option, tmp_path):
     cfg = compose_config("train", [f"{group}={option}"], tmp_path)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    assert resolved["data"]["num_landmarks"] == get_scheme(resolved["data"]["scheme"]).num_points
+    # Point counts come from the scheme alone.
+    assert resolved["model"]["net"]["num_landmarks"] == get_scheme(resolved["data"]["scheme"]).num_landmarks
     assert resolved["paths"]["output_dir"] == str(tmp_path)
     # The objects the entry point builds from this composition.
     instantiate(cfg.data)
@@ -73,3 +99,13 @@ def test_overridden_matches_keys_and_subkeys():
     assert overridden("data", ["data.root=/x"])
     assert overridden("trainer.limit_test_batches", ["+trainer.limit_test_batches=2"])
     assert not overridden("data", ["datamodule=1", "seed=3"])
+
+
+def test_extras_print_the_resolved_config_unless_switched_off(tmp_path, capsys):
+    from odn_lightning.runs import apply_extras
+
+    apply_extras(compose_config("train", ["extras.print_config=false"], tmp_path))
+    assert "task_name" not in capsys.readouterr().out
+    apply_extras(compose_config("train", [], tmp_path))
+    printed = capsys.readouterr().out
+    assert "task_name: train" in printed and f"output_dir: {tmp_path}" in printed

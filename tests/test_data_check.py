@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from odn_lightning.data_check import check
 
-from .conftest import TINY, compose_config
+from .helpers.configs import TINY_SYNTHETIC, compose_config
 
 
 def test_data_check_counts_every_split(tmp_path, synthetic_root):
-    cfg = compose_config("data_check", [f"data.root={synthetic_root}", *TINY[4:9]], tmp_path)
+    cfg = compose_config("data_check", [f"data.root={synthetic_root}", *TINY_SYNTHETIC], tmp_path)
     counts = check(cfg)
     assert counts == {"train": 24, "val": 8, "common": 8, "challenging": 4, "full": 12}
 
@@ -16,7 +16,7 @@ def test_data_check_reports_counts_off_the_benchmark_and_bad_files(tmp_path, cap
     import numpy as np
     import pytest
 
-    from odn_lightning.data.pts import write_pts
+    from odn_lightning.data.formats.w300 import write_pts
 
     root = tmp_path / "300W"
     for folder in ("lfpw/trainset", "lfpw/testset", "helen/trainset", "helen/testset", "afw", "ibug"):

@@ -12,19 +12,15 @@ from omegaconf import OmegaConf
 from odn_lightning.reports import write_predictions
 from odn_lightning.table4 import TABLE4_ROWS, collect, read_sweep
 
-from .conftest import TINY, compose_config
+from .helpers.cli import run_cli
+from .helpers.configs import TINY, compose_config
 from .models.test_table4_configs import TABLE4
-from .test_train import run_cli
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "experiment"
-# experiment ablation/<name> -> (use_gm, use_dm, use_lm, eta > 0): the model configs' switches, with
-# the experiment's name for the row without L1.
-ABLATION = {("gm_lm_dm_no_l1" if name == "odn_no_l1" else name): s for name, s in TABLE4.items()}
 PAPER = {
     "paper_300w": ("w300", ["common", "challenging", "full"]),
     "paper_cofw68": ("cofw68", ["cofw68"]),
-    "paper_aflw_full": ("aflw", ["full"]),
-    "paper_aflw_frontal": ("aflw", ["frontal"]),
+    "paper_aflw": ("aflw", ["full", "frontal"]),
 }
 
 
@@ -45,7 +41,7 @@ def paper_recipe_holds(cfg) -> None:
 def test_every_experiment_file_is_tested():
     found = {p.relative_to(CONF).with_suffix("").as_posix() for p in CONF.rglob("*.yaml")}
     found = {name for name in found if not Path(name).name.startswith("_")}
-    assert found == set(PAPER) | {f"ablation/{v}" for v in ABLATION} | {"quickstart"}
+    assert found == set(PAPER) | {"ablation", "quickstart"}
 
 
 @pytest.mark.parametrize("name", sorted(PAPER))
@@ -62,22 +58,27 @@ def test_paper_experiment_composes_with_its_dataset_and_splits(name, tmp_path):
         OmegaConf.to_container(cfg[key], resolve=True)  # every interpolation resolves
 
 
-@pytest.mark.parametrize("variant", sorted(ABLATION))
-def test_ablation_experiment_sets_its_switches(variant, tmp_path):
-    cfg = compose_config("train", [f"experiment=ablation/{variant}", "data=w300"], tmp_path)
-    use_gm, use_dm, use_lm, with_l1 = ABLATION[variant]
+@pytest.mark.parametrize("variant", sorted(TABLE4))
+def test_ablation_experiment_runs_the_papers_recipe_named_by_its_model(variant, tmp_path):
+    cfg = compose_config("train", ["experiment=ablation", f"model={variant}", "data=w300"], tmp_path)
+    use_gm, use_dm, use_lm, with_l1 = TABLE4[variant]
     assert (cfg.model.net.use_gm, cfg.model.net.use_dm, cfg.model.net.use_lm) == (use_gm, use_dm, use_lm)
     assert (cfg.model.objective.eta > 0) == with_l1
     paper_recipe_holds(cfg)
     # W&B: named by variant, grouped per dataset sweep, tagged with the dataset and switches.
     assert cfg.run_name == variant and cfg.group == "table4-w300"
-    assert "w300" in cfg.tags and variant in cfg.tags
+    assert cfg.tags[:3] == ["table4", "w300", variant]
     assert ("gm" if use_gm else "no_gm") in cfg.tags and ("lm" if use_lm else "no_lm") in cfg.tags
+    assert ("dm" if use_dm else "no_dm") in cfg.tags
+    if use_dm:
+        assert ("l1" if with_l1 else "no_l1") in cfg.tags
 
 
 def test_wandb_logger_takes_the_run_name_group_and_tags(tmp_path):
     cfg = compose_config(
-        "train", ["experiment=ablation/gm_lm", "data=synthetic", "logger=wandb", "group=sweep-1"], tmp_path
+        "train",
+        ["experiment=ablation", "model=gm_lm", "data=synthetic", "logger=wandb", "group=sweep-1"],
+        tmp_path,
     )
     wandb = OmegaConf.to_container(cfg.logger.wandb, resolve=True)
     assert (wandb["name"], wandb["group"]) == ("gm_lm", "sweep-1")
@@ -86,7 +87,7 @@ def test_wandb_logger_takes_the_run_name_group_and_tags(tmp_path):
 
 def test_slurm_launcher_composes(tmp_path):
     cfg = compose_config(
-        "train", ["hydra/launcher=slurm", "trainer=ddp", "experiment=ablation/odn"], tmp_path
+        "train", ["hydra/launcher=slurm", "trainer=ddp", "experiment=ablation", "model=odn"], tmp_path
     )
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
@@ -116,7 +117,7 @@ def fake_job(sweep: Path, number: int, variant: str, nme: float | None) -> Path:
                 "image_path": "a.jpg",
                 "split": s,
                 "index": i,
-                "normaliser": 1.0,
+                "normalising_distance": 1.0,
                 "nme": nme * (i + 1) / 2,
                 "predicted": np.zeros((1, 2)),
                 "target": np.zeros((1, 2)),
@@ -139,7 +140,7 @@ def test_collector_reports_done_failed_and_missing_variants(tmp_path):
         "gm_dm": "failed",
         "dm_lm": "missing",
         "gm_lm": "missing",
-        "gm_lm_dm_no_l1": "missing",
+        "odn_no_l1": "missing",
         "odn": "done",
     }
     table, plots = collect(sweep)
@@ -177,7 +178,8 @@ SWEEP_TINY = [
 def test_two_variant_sweep_runs_and_collects(launcher, tmp_path, synthetic_root):
     args = [
         "--multirun",
-        "experiment=ablation/brnet,ablation/odn",
+        "experiment=ablation",
+        "model=brnet,odn",
         f"data.root={synthetic_root}",
         f"paths.log_dir={tmp_path}",
         f"hydra/launcher={launcher}",

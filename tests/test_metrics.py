@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from odn_lightning.data.schemes import get_scheme
 from odn_lightning.metrics import (
     LandmarkNME,
     OccluderAUROC,
@@ -13,6 +12,7 @@ from odn_lightning.metrics import (
     failure_rate_at,
     per_sample_nme,
 )
+from odn_lightning.schemes import get_scheme
 
 SCHEME = get_scheme("ibug68")
 
@@ -86,7 +86,7 @@ def test_each_normalisation_by_hand(normalisation, distance):
     pred = target.clone()
     pred[0, 3] += torch.tensor([6.0, 8.0])  # one point 10 px off: mean error 10 / 68
     metric = LandmarkNME(normalisation=normalisation)
-    metric.update(pred, target, box=box)
+    metric.update(pred, target, normalising_box=box)
     assert metric.compute()["nme"].item() == pytest.approx(10.0 / 68 / distance, rel=1e-6)
 
 
@@ -112,7 +112,10 @@ def test_metric_equals_an_independent_numpy_computation(normalisation):
     errors = np.linalg.norm(pred - target, axis=-1).mean(axis=1) / distance
     metric = LandmarkNME(normalisation=normalisation, thresholds=(0.08, 0.1, 0.2))
     for chunk in np.array_split(np.arange(37), 4):
-        metric.update(*(torch.from_numpy(a[chunk]) for a in (pred, target)), box=torch.from_numpy(box[chunk]))
+        metric.update(
+            *(torch.from_numpy(a[chunk]) for a in (pred, target)),
+            normalising_box=torch.from_numpy(box[chunk]),
+        )
     result = metric.compute()
     assert result["nme"].item() == pytest.approx(errors.mean(), rel=1e-6)
     for t, key in ((0.08, "08"), (0.1, "10"), (0.2, "20")):

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from odn_lightning.data.transforms import crop_to_original
 from odn_lightning.module import LandmarkModule
+
+from .helpers.batches import random_batches
 
 
 class TinyNet(nn.Module):
@@ -24,30 +25,6 @@ class TinyNet(nn.Module):
         return {"landmarks": self.head(self.body(images)).view(-1, self.num_landmarks, 2)}
 
 
-def batches(split: str, count: int = 3, size: int = 4) -> list[dict]:
-    generator = torch.Generator().manual_seed(0)
-    out = []
-    for _ in range(count):
-        landmarks = torch.rand(size, 68, 2, generator=generator) * 2 - 1
-        landmarks[:, 36, 0], landmarks[:, 45, 0] = -0.5, 0.5  # a sane inter-ocular distance
-        matrix = torch.tensor([[2.0, 0.0, 1.0], [0.0, 2.0, -3.0]], dtype=torch.float64).expand(size, 2, 3)
-        target_px = crop_to_original(landmarks, matrix, 32)
-        out.append(
-            {
-                "image": torch.randn(size, 3, 32, 32, generator=generator),
-                "landmarks": landmarks,
-                "matrix": matrix,
-                "target_px": target_px,
-                "box": torch.cat([target_px.amin(dim=1), target_px.amax(dim=1)], dim=1),
-                "visible": torch.ones(size, 68, dtype=torch.bool),
-                "has_visibility": [False] * size,
-                "index": torch.arange(len(out) * size, (len(out) + 1) * size),
-                "split": [split] * size,
-            }
-        )
-    return out
-
-
 def test_module_trains_any_network_and_logs_nme_per_split():
     module = LandmarkModule(net=TinyNet(), optimizer=None, scheduler=None)
     trainer = L.Trainer(
@@ -59,8 +36,8 @@ def test_module_trains_any_network_and_logs_nme_per_split():
         enable_model_summary=False,
     )
     identity = lambda items: items[0]  # noqa: E731 - the batches are built already
-    train = DataLoader(batches("train"), batch_size=1, collate_fn=identity)
-    val = DataLoader(batches("val", count=2), batch_size=1, collate_fn=identity)
+    train = DataLoader(random_batches("train"), batch_size=1, collate_fn=identity)
+    val = DataLoader(random_batches("val", count=2), batch_size=1, collate_fn=identity)
     before = [p.detach().clone() for p in module.net.parameters()]
     trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
     assert all(not torch.equal(a, b) for a, b in zip(before, module.net.parameters(), strict=True))

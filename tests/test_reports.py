@@ -11,7 +11,7 @@ import pytest
 from odn_lightning.eval import evaluate
 from odn_lightning.reports import read_predictions, report_table, write_predictions
 
-from .conftest import compose_config
+from .helpers.configs import compose_config
 
 
 def test_eval_writes_report_predictions_ced_plots_and_pictures(trained_run, tmp_path):
@@ -43,7 +43,8 @@ def test_eval_writes_report_predictions_ced_plots_and_pictures(trained_run, tmp_
     assert list(predictions) == list(splits)
     for split, faces in predictions.items():
         errors = (
-            np.linalg.norm(faces["predicted"] - faces["target"], axis=-1).mean(axis=1) / faces["normaliser"]
+            np.linalg.norm(faces["predicted"] - faces["target"], axis=-1).mean(axis=1)
+            / faces["normalising_distance"]
         )
         np.testing.assert_allclose(errors, faces["nme"], rtol=1e-5)
         assert errors.mean() == pytest.approx(written[f"test/{split}/nme"], rel=1e-5)
@@ -57,11 +58,12 @@ def test_eval_writes_report_predictions_ced_plots_and_pictures(trained_run, tmp_
 
 
 def test_ground_truth_in_predictions_csv_is_the_annotation_in_original_pixels(trained_run, synthetic_root):
-    from odn_lightning.data.pts import read_pts
+    from odn_lightning.data.formats.w300 import read_pts
 
     predictions = read_predictions(trained_run / "predictions.csv")
     faces = predictions["common"]
-    for path, target in zip(faces["image_path"][:3], faces["target"][:3], strict=True):
+    assert len(faces["image_path"]) == 8  # the run tests every face of the tiny common split
+    for path, target in zip(faces["image_path"], faces["target"], strict=True):
         np.testing.assert_allclose(target, read_pts(path.replace(".jpg", ".pts")), atol=1e-5)
 
 
@@ -79,7 +81,7 @@ def test_predictions_csv_round_trips(tmp_path):
             "image_path": f"/data/{i}.jpg",
             "split": "a" if i < 2 else "b",
             "index": i,
-            "normaliser": 50.0 + i,
+            "normalising_distance": 50.0 + i,
             "nme": 0.01 * i,
             "predicted": rng.uniform(0, 100, (5, 2)),
             "target": rng.uniform(0, 100, (5, 2)),
@@ -114,7 +116,7 @@ def test_ced_curves_of_several_runs_overlay(tmp_path):
                 "image_path": f"{i}.jpg",
                 "split": "common",
                 "index": i,
-                "normaliser": 1.0,
+                "normalising_distance": 1.0,
                 "nme": scale * (i + 1),
                 "predicted": np.zeros((2, 2)),
                 "target": np.zeros((2, 2)),

@@ -1,8 +1,10 @@
 """Evaluation entry point: `python -m odn_lightning.eval ckpt_path=PATH` (or `odn-eval`).
 
 Without `data=`, the data config stored in the checkpoint is used, with the test-batch limit of the
-run that wrote it: the run's own test numbers are reproduced. With `data=NAME` any dataset is
-evaluated, at the crop size the model was trained with unless `data.image_size` is given too.
+run that wrote it: the run's own test numbers are reproduced. With `data=NAME` any dataset with the
+same landmark scheme is evaluated, at the crop size the model was trained with unless
+`data.image_size` is given too, and with that dataset's NME normalisation unless the training run
+forced one.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from . import runs
 from .callbacks import RUN_CONFIG_KEY
 from .config import CONFIG_DIR, overridden
 from .module import LandmarkModule
+from .schemes import get_scheme
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -31,10 +34,17 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def eval_config(cfg: DictConfig, checkpoint: dict, overrides: list[str]) -> DictConfig:
-    """Fill what the command line left open with the training run's settings."""
+    """Fill what the command line left open with the training run's settings: its model (rebuilt from
+    the run's config; the weights come from the checkpoint) and, without `data=`, its data."""
     run = OmegaConf.create(checkpoint.get(RUN_CONFIG_KEY) or {})
+    if "model" not in run:
+        raise ValueError(f"{cfg.ckpt_path} holds no run config; pass the .ckpt file of a training run")
     cfg = cfg.copy()
     with open_dict(cfg):
+        cfg.model = run.model
+        # The weights come from the checkpoint: no ImageNet download or backbone file is needed.
+        cfg.model.net.pretrained = False
+        cfg.model.net.backbone_checkpoint = None
         if cfg.get("data") is None:
             if "data" not in run:
                 raise ValueError(f"{cfg.ckpt_path} holds no data config; pass data=NAME")
@@ -42,13 +52,19 @@ def eval_config(cfg: DictConfig, checkpoint: dict, overrides: list[str]) -> Dict
             limit = OmegaConf.select(run, "trainer.limit_test_batches")
             if limit is not None and not overridden("trainer.limit_test_batches", overrides):
                 cfg.trainer.limit_test_batches = limit
-        elif "data" in run and not overridden("data.image_size", overrides):
-            cfg.data.image_size = run.data.image_size
-    trained = OmegaConf.select(run, "data.num_landmarks")
-    if trained is not None and trained != cfg.data.num_landmarks:
+        else:
+            if "data" in run and not overridden("data.image_size", overrides):
+                cfg.data.image_size = run.data.image_size
+            # The evaluated dataset's scheme and, unless training forced one, its NME normalisation.
+            cfg.model.scheme = "${data.scheme}"
+            forced = run.model.nme_normalisation != OmegaConf.select(run, "data.nme_normalisation")
+            if not forced:
+                cfg.model.nme_normalisation = "${data.nme_normalisation}"
+    trained, wanted = run.model.net.num_landmarks, get_scheme(cfg.data.scheme).num_landmarks
+    if trained != wanted:
         raise ValueError(
             f"{cfg.ckpt_path} predicts {trained} points ({run.data.name}), but data={cfg.data.name} has "
-            f"{cfg.data.num_landmarks}: evaluate it on a dataset with the same landmark scheme"
+            f"{wanted}: evaluate it on a dataset with the same landmark scheme"
         )
     return cfg
 
@@ -56,9 +72,10 @@ def eval_config(cfg: DictConfig, checkpoint: dict, overrides: list[str]) -> Dict
 def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, float]:
     checkpoint = load_checkpoint(cfg.ckpt_path)
     cfg = eval_config(cfg, checkpoint, overrides or [])
-    runs.print_config(cfg)
+    runs.apply_extras(cfg)
     L.seed_everything(cfg.seed, workers=True)
-    model = LandmarkModule.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=False)
+    model: LandmarkModule = instantiate(cfg.model)
+    model.load_state_dict(checkpoint["state_dict"])
     datamodule = instantiate(cfg.data)
     trainer: L.Trainer = instantiate(
         cfg.trainer,

@@ -186,10 +186,10 @@ class LandmarkObjective(nn.Module):
             # A zero weight skips the computation (the nuclear norm costs an SVD or 30 matmuls).
             terms[name] = weight * compute() if weight else coord.new_zeros(())
 
-        structure = net.structural_matrix() if hasattr(net, "structural_matrix") else None
-        if structure is not None:
-            add("nuclear_M", self.beta, lambda: nuclear_norm(structure.float(), self.nuclear_norm_method))
-            add("frobenius_M", self.gamma, lambda: _squared_frobenius([structure]))
+        structural = net.structural_matrix() if hasattr(net, "structural_matrix") else None
+        if structural is not None:
+            add("nuclear_M", self.beta, lambda: nuclear_norm(structural.float(), self.nuclear_norm_method))
+            add("frobenius_M", self.gamma, lambda: _squared_frobenius([structural]))
         conv_weights = _conv_weights(net)
         if conv_weights:
             add("frobenius_conv", self.alpha, lambda: _squared_frobenius(conv_weights))

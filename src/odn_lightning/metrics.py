@@ -13,7 +13,7 @@ from torchmetrics import Metric
 from torchmetrics.classification import BinaryAUROC
 from torchmetrics.utilities import dim_zero_cat
 
-from .data.schemes import LandmarkScheme, get_scheme
+from .schemes import LandmarkScheme, get_scheme
 
 # inter_ocular: outer eye corners (300W, COFW, WFLW); inter_pupil: eye centres; box_width: face box
 # width (AFLW in the ODN paper); box_size: sqrt(width * height) of the face box (AFLW elsewhere).
@@ -30,9 +30,11 @@ def check_normalisation(normalisation: str) -> str:
 
 
 def normalising_distance(
-    target: Tensor, scheme: LandmarkScheme, normalisation: str, box: Tensor | None = None
+    target: Tensor, scheme: LandmarkScheme, normalisation: str, normalising_box: Tensor | None = None
 ) -> Tensor:
-    """Per-face distance that divides the error: target (B, L, 2), box (B, 4) x0 y0 x1 y1 -> (B,)."""
+    """Per-face distance that divides the error: target (B, L, 2), normalising_box (B, 4) x0 y0 x1 y1
+    (the dataset's face box, else the landmarks' box; used by box_width and box_size) -> (B,)."""
+    box = normalising_box
     check_normalisation(normalisation)
     if normalisation == "inter_ocular":
         a, b = scheme.outer_eye_corners
@@ -46,16 +48,20 @@ def normalising_distance(
     return width if normalisation == "box_width" else (width * height).sqrt()
 
 
-def point_errors(pred: Tensor, target: Tensor, distance: Tensor) -> Tensor:
+def point_errors(pred: Tensor, target: Tensor, normalising_distance: Tensor) -> Tensor:
     """Each point's error divided by its face's normalising distance: (B, L)."""
-    return (pred - target).norm(dim=-1) / distance[:, None]
+    return (pred - target).norm(dim=-1) / normalising_distance[:, None]
 
 
 def per_sample_nme(
-    pred: Tensor, target: Tensor, scheme: LandmarkScheme, normalisation: str, box: Tensor | None = None
+    pred: Tensor,
+    target: Tensor,
+    scheme: LandmarkScheme,
+    normalisation: str,
+    normalising_box: Tensor | None = None,
 ) -> Tensor:
     """Mean point-to-point error of each face divided by its normalising distance: (B,)."""
-    distance = normalising_distance(target, scheme, normalisation, box)
+    distance = normalising_distance(target, scheme, normalisation, normalising_box)
     return point_errors(pred, target, distance).mean(dim=-1)
 
 
@@ -117,12 +123,12 @@ class LandmarkNME(Metric):
         self,
         pred: Tensor,
         target: Tensor,
-        box: Tensor | None = None,
+        normalising_box: Tensor | None = None,
         visible: Tensor | None = None,
         index: Tensor | None = None,
     ) -> None:
-        """Add a batch (pixels: pred, target (B, L, 2); box (B, 4))."""
-        errors, _ = self._point_errors(pred.detach(), target, box)
+        """Add a batch (pixels: pred, target (B, L, 2); normalising_box (B, 4))."""
+        errors, _ = self._point_errors(pred.detach(), target, normalising_box)
         nme = errors.mean(dim=-1)
         self.errors.append(nme)
         if index is None:  # no dataset index: faces are numbered in arrival order
@@ -135,16 +141,20 @@ class LandmarkNME(Metric):
             self.visible_sum.append((errors * visible).sum(dim=-1))
             self.visible_count.append(visible.sum(dim=-1).to(torch.float64))
 
-    def _point_errors(self, pred: Tensor, target: Tensor, box: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _point_errors(
+        self, pred: Tensor, target: Tensor, normalising_box: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
         """Normalised point errors (B, L) and the normalising distances (B,), in float64."""
         target = target.to(torch.float64)
-        box = None if box is None else box.to(torch.float64)
+        box = None if normalising_box is None else normalising_box.to(torch.float64)
         distance = normalising_distance(target, self.scheme, self.normalisation, box)
         return point_errors(pred.to(torch.float64), target, distance), distance
 
-    def per_face(self, pred: Tensor, target: Tensor, box: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def per_face(
+        self, pred: Tensor, target: Tensor, normalising_box: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Each face's NME, as `update` counts it, and its normalising distance: (B,), (B,)."""
-        errors, distance = self._point_errors(pred, target, box)
+        errors, distance = self._point_errors(pred, target, normalising_box)
         return errors.mean(dim=-1), distance
 
     def _state(self, name: str) -> Tensor:

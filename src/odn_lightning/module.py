@@ -1,56 +1,72 @@
 """The LightningModule: wires a landmark network, the objective, the metrics and the optimiser.
 
-It does not care which network it wraps: any `nn.Module` whose forward returns a mapping with
-`landmarks` (B, L, 2) in the crop's normalised [-1, 1] frame will do.
+It does not care which network it wraps: any `nn.Module` whose forward returns a `NetworkOutput`
+(`landmarks` (B, L, 2) in the crop frame, optionally `occlusion_map`) will do. Hydra builds its parts
+(lightning-hydra-template style): the network and objective as objects, the optimiser and the
+scheduler as partials (`_partial_: true`) that the module completes with its parameters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Sequence
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig
 from torch import Tensor, nn
+from torch.optim import Optimizer
 
-from .data.transforms import crop_to_original
+from .crop import crop_to_original
+from .datatypes import Batch, EvalStepOutput, NetworkOutput
 from .losses import LandmarkObjective
 from .metrics import LandmarkNME, OccluderAUROC
-
-
-def _build(spec, **kwargs):
-    """A Hydra config node is instantiated; an object built already is used as it is."""
-    return instantiate(spec, **kwargs) if isinstance(spec, (DictConfig, Mapping)) else spec
+from .schemes import get_scheme
 
 
 class LandmarkModule(L.LightningModule):
+    """Args:
+    net: the landmark network.
+    objective: eq. (3) by default (`LandmarkObjective`); called as objective(outputs, target, net).
+    optimizer: a partial taking `params` (default: AdamW at lr 1e-3).
+    scheduler: a partial taking `optimizer`; where it leaves `total_steps` null (a one-cycle
+        schedule spans the whole run), the trainer's count of optimiser steps fills it.
+    scheduler_interval: "step" or "epoch".
+    scheme: the landmark scheme's name (point count, eye points of the NME).
+    nme_normalisation: what divides each face's error (`metrics.NORMALISATIONS`).
+    nme_thresholds: where AUC and failure rate are read.
+    channels_last: NHWC convolutions (faster on CPUs and tensor-core GPUs).
+    image_size: the crop side; given, Lightning's model summary runs one image through the network
+        and shows its sizes and FLOPs.
+    """
+
     def __init__(
         self,
-        net: DictConfig | nn.Module,
-        objective: DictConfig | nn.Module | None = None,
-        optimizer: DictConfig | None = None,
-        scheduler: DictConfig | None = None,
+        net: nn.Module,
+        objective: nn.Module | None = None,
+        optimizer: Callable[..., Optimizer] | None = None,
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         scheduler_interval: str = "step",
-        num_landmarks: int = 68,
         scheme: str = "ibug68",
-        nme_normalisation: str | None = None,
-        nme_thresholds: tuple[float, ...] = (0.08, 0.10),
+        nme_normalisation: str = "inter_ocular",
+        nme_thresholds: Sequence[float] = (0.08, 0.10),
         channels_last: bool = True,
+        image_size: int | None = None,
     ) -> None:
         super().__init__()
-        # Configs are kept as hyper-parameters so that `load_from_checkpoint(path)` rebuilds the network.
-        built = [
-            name for name, value in (("net", net), ("objective", objective)) if isinstance(value, nn.Module)
-        ]
-        self.save_hyperparameters(logger=False, ignore=built)
-        self.net = _build(net)
-        self.objective = _build(objective) if objective is not None else LandmarkObjective()
-        # NHWC convolutions are faster on CPUs and on tensor-core GPUs.
+        # Plain values only: the network and the partials are rebuilt from the run's config.
+        self.save_hyperparameters(logger=False, ignore=["net", "objective", "optimizer", "scheduler"])
+        self.net = net
+        self.objective = objective if objective is not None else LandmarkObjective()
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheme = get_scheme(scheme)
+        self.nme_normalisation = nme_normalisation
+        self.nme_thresholds = tuple(nme_thresholds)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
+        if image_size is not None:
+            self.example_input_array = torch.zeros(1, 3, image_size, image_size)
         # The mean training shape, filled at fit start: the trivial baseline every split is compared with.
-        self.register_buffer("mean_shape", torch.zeros(num_landmarks, 2))
+        self.register_buffer("mean_shape", torch.zeros(self.scheme.num_landmarks, 2))
         self.register_buffer("mean_shape_known", torch.tensor(False))
         self.split_metrics = nn.ModuleDict()
         self.baseline_metrics = nn.ModuleDict()
@@ -59,16 +75,14 @@ class LandmarkModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         names = getattr(datamodule, "eval_split_names", None) or ["val", "test"]
-        hp = self.hparams
-        # None: the evaluated dataset's own normalisation (AFLW: the face box; others: inter-ocular).
-        normalisation = hp.nme_normalisation or getattr(datamodule, "nme_normalisation", "inter_ocular")
-        scheme = getattr(datamodule, "scheme", None)
-        scheme = scheme.name if scheme is not None else hp.scheme
         for name in names:
             if name not in self.split_metrics:
-                self.split_metrics[name] = LandmarkNME(scheme, normalisation, tuple(hp.nme_thresholds))
-                self.baseline_metrics[name] = LandmarkNME(scheme, normalisation, tuple(hp.nme_thresholds))
+                self.split_metrics[name] = self._nme_metric()
+                self.baseline_metrics[name] = self._nme_metric()
                 self.occluder_metrics[name] = OccluderAUROC()
+
+    def _nme_metric(self) -> LandmarkNME:
+        return LandmarkNME(self.scheme.name, self.nme_normalisation, self.nme_thresholds)
 
     def on_fit_start(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -80,14 +94,14 @@ class LandmarkModule(L.LightningModule):
         if hasattr(self.net, "init_output_bias"):
             self.net.init_output_bias(self.mean_shape)
 
-    def forward(self, images: Tensor) -> dict[str, Tensor]:
+    def forward(self, images: Tensor) -> NetworkOutput:
         return self.net(images)
 
-    def _step(self, batch: Mapping) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    def _step(self, batch: Batch) -> tuple[NetworkOutput, dict[str, Tensor]]:
         outputs = self.net(batch["image"].contiguous(memory_format=self.memory_format))
         return outputs, self.objective(outputs, batch["landmarks"], self.net)
 
-    def training_step(self, batch: Mapping, batch_idx: int) -> Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         _, terms = self._step(batch)
         size = len(batch["image"])
         self.log("train/loss", terms["loss"], prog_bar=True, batch_size=size)
@@ -96,18 +110,17 @@ class LandmarkModule(L.LightningModule):
                 self.log(f"train/{name}", value, batch_size=size)
         return terms["loss"]
 
-    def _eval_step(self, batch: Mapping, stage: str) -> dict[str, Tensor]:
-        """Metrics of a batch, in original image pixels; returns what the report callbacks use:
-        `predicted_px` (B, L, 2), `nme` and `normaliser` (B,) and the network's outputs."""
+    def _eval_step(self, batch: Batch, stage: str) -> EvalStepOutput:
+        """Metrics of a batch, in original image pixels."""
         outputs, terms = self._step(batch)
         split = batch["split"][0]
         size = batch["image"].shape[-1]
         predicted = crop_to_original(outputs["landmarks"], batch["matrix"], size)
         visible = batch["visible"] if bool(torch.as_tensor(batch["has_visibility"]).all()) else None
-        faces = {"box": batch["box"], "visible": visible, "index": batch["index"]}
+        faces = {"normalising_box": batch["normalising_box"], "visible": visible, "index": batch["index"]}
         metric = self.split_metrics[split]
         metric.update(predicted, batch["target_px"], **faces)
-        nme, normaliser = metric.per_face(predicted.detach(), batch["target_px"], batch["box"])
+        nme, distance = metric.per_face(predicted.detach(), batch["target_px"], batch["normalising_box"])
         if self.mean_shape_known:
             mean_shape = crop_to_original(
                 self.mean_shape.expand_as(outputs["landmarks"]), batch["matrix"], size
@@ -117,12 +130,12 @@ class LandmarkModule(L.LightningModule):
             self.occluder_metrics[split].update(outputs["occlusion_map"], batch["occluder_mask"])
         if stage == "val":
             self.log("val/loss", terms["loss"], batch_size=len(nme), add_dataloader_idx=False, sync_dist=True)
-        return {"predicted_px": predicted, "nme": nme, "normaliser": normaliser, **outputs}
+        return EvalStepOutput(**outputs, predicted_px=predicted, nme=nme, normalising_distance=distance)
 
-    def validation_step(self, batch: Mapping, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+    def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> EvalStepOutput:
         return self._eval_step(batch, "val")
 
-    def test_step(self, batch: Mapping, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+    def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> EvalStepOutput:
         return self._eval_step(batch, "test")
 
     def _log_split_metrics(self, stage: str) -> None:
@@ -148,18 +161,17 @@ class LandmarkModule(L.LightningModule):
         self._log_split_metrics("test")
 
     def configure_optimizers(self):
-        hp = self.hparams
-        if hp.optimizer is None:
+        if self.optimizer_factory is None:
             return torch.optim.AdamW(self.parameters(), lr=1e-3)
-        optimizer = instantiate(hp.optimizer, params=self.parameters())
-        if hp.scheduler is None:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
             return optimizer
-        extra = {}
-        if "total_steps" in hp.scheduler and hp.scheduler.total_steps is None:
-            # One-cycle style schedules span the whole run, which only the trainer knows.
-            extra["total_steps"] = int(self.trainer.estimated_stepping_batches)
-        scheduler = instantiate(hp.scheduler, optimizer=optimizer, **extra)
+        length = {}
+        if getattr(self.scheduler_factory, "keywords", {}).get("total_steps", 0) is None:
+            # A schedule over the whole run (one-cycle): only the trainer knows how many steps it has.
+            length["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer=optimizer, **length)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": hp.scheduler_interval},
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval},
         }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import cv2
@@ -85,6 +85,25 @@ def _draw_points(tile: np.ndarray, points: np.ndarray, colour: tuple[int, int, i
         cv2.circle(tile, (int(round(x)), int(round(y))), radius, colour, thickness=-1, lineType=cv2.LINE_8)
 
 
+def tile_images(tiles: Sequence[np.ndarray], columns: int) -> np.ndarray:
+    """Equally sized RGB uint8 images in a grid, row by row, `columns` wide; unfilled cells are black."""
+    if len(tiles) == 0:
+        raise ValueError("no tiles: nothing to put in a grid")
+    if columns < 1:
+        raise ValueError(f"columns must be at least 1, got {columns}")
+    for k, tile in enumerate(tiles):
+        _check_image(tile, f"tile {k}")
+    h, w, _ = tiles[0].shape
+    if any(tile.shape != tiles[0].shape for tile in tiles):
+        raise ValueError(f"tiles differ in size: {sorted({tile.shape for tile in tiles})}")
+    rows = math.ceil(len(tiles) / columns)
+    grid = np.zeros((rows * h, columns * w, 3), dtype=np.uint8)
+    for k, tile in enumerate(tiles):
+        r, c = divmod(k, columns)
+        grid[r * h : (r + 1) * h, c * w : (c + 1) * w] = tile
+    return grid
+
+
 def prediction_grid(
     images: np.ndarray,
     predicted: np.ndarray,
@@ -116,11 +135,9 @@ def prediction_grid(
     if columns < 1:
         raise ValueError(f"columns must be at least 1, got {columns}")
 
-    cols = min(columns, n)
-    rows = math.ceil(n / cols)
     radius = max(1, round(h / 100))
     font_scale = max(0.3, h / 400)
-    grid = np.zeros((rows * h, cols * w, 3), dtype=np.uint8)
+    tiles = []
     for i in range(n):
         # cv2 draws in place and needs a contiguous array, so each tile is drawn on a copy.
         tile = np.ascontiguousarray(images[i]).copy()
@@ -132,9 +149,8 @@ def prediction_grid(
             cv2.putText(
                 tile, text, (2, 2 + text_h), cv2.FONT_HERSHEY_SIMPLEX, font_scale, TEXT_RGB, 1, cv2.LINE_AA
             )
-        r, c = divmod(i, cols)
-        grid[r * h : (r + 1) * h, c * w : (c + 1) * w] = tile
-    return grid
+        tiles.append(tile)
+    return tile_images(tiles, min(columns, n))
 
 
 def upsample_map(occlusion_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:

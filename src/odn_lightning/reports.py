@@ -20,9 +20,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
-from torch import Tensor
 
-from .data.transforms import denormalise_image, from_normalised
+from .crop import from_normalised
+from .datatypes import Batch, EvalStepOutput
+from .imagenet import denormalise_image
 from .metrics import threshold_suffix
 from .plots import figure6_panel, plot_ced, prediction_grid, save_png
 
@@ -33,19 +34,22 @@ REPORT_FILE = "report.md"
 # ------------------------------------------------------------------------------- predictions.csv
 
 
-def prediction_columns(num_points: int) -> list[str]:
-    columns = ["image_path", "split", "index", "normaliser", "nme"]
-    columns += [f"pred_{axis}{i}" for i in range(num_points) for axis in "xy"]
-    columns += [f"gt_{axis}{i}" for i in range(num_points) for axis in "xy"]
-    return columns
+FACE_COLUMNS = ["image_path", "split", "index", "normalising_distance", "nme"]
+
+
+def point_columns(prefix: str, num_landmarks: int) -> list[str]:
+    """`pred` or `gt` x, y columns of every point: pred_x0, pred_y0, pred_x1, ..."""
+    return [f"{prefix}_{axis}{i}" for i in range(num_landmarks) for axis in "xy"]
 
 
 def write_predictions(rows: Sequence[Mapping], path: Path) -> Path:
-    """rows: image_path, split, index, normaliser, nme, predicted (L, 2), target (L, 2) in pixels."""
-    num_points = len(rows[0]["predicted"]) if rows else 0
+    """rows: image_path, split, index, normalising_distance, nme, predicted (L, 2), target (L, 2) in pixels."""
+    num_landmarks = len(rows[0]["predicted"]) if rows else 0
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(prediction_columns(num_points))
+        writer.writerow(
+            FACE_COLUMNS + point_columns("pred", num_landmarks) + point_columns("gt", num_landmarks)
+        )
         for row in rows:
             points = [f"{v:.6f}" for v in np.concatenate([row["predicted"].ravel(), row["target"].ravel()])]
             writer.writerow(
@@ -53,7 +57,7 @@ def write_predictions(rows: Sequence[Mapping], path: Path) -> Path:
                     row["image_path"],
                     row["split"],
                     row["index"],
-                    f"{row['normaliser']:.6f}",
+                    f"{row['normalising_distance']:.6f}",
                     f"{row['nme']:.8f}",
                 ]
                 + points
@@ -62,28 +66,27 @@ def write_predictions(rows: Sequence[Mapping], path: Path) -> Path:
 
 
 def read_predictions(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
-    """predictions.csv by split: `image_path`, `index`, `normaliser`, `nme` (N,), `predicted` and
+    """predictions.csv by split: `image_path`, `index`, `normalising_distance`, `nme` (N,), `predicted` and
     `target` (N, L, 2) in original pixels."""
     with Path(path).open(newline="") as f:
         rows = list(csv.DictReader(f))
     by_split: dict[str, dict[str, np.ndarray]] = {}
     if not rows:
         return by_split
-    num_points = sum(1 for column in rows[0] if column.startswith("pred_x"))
-    pred_columns = [f"pred_{axis}{i}" for i in range(num_points) for axis in "xy"]
-    gt_columns = [f"gt_{axis}{i}" for i in range(num_points) for axis in "xy"]
+    num_landmarks = sum(1 for column in rows[0] if column.startswith("pred_x"))
+    pred_columns, gt_columns = point_columns("pred", num_landmarks), point_columns("gt", num_landmarks)
     for split in dict.fromkeys(row["split"] for row in rows):
         chosen = [row for row in rows if row["split"] == split]
         by_split[split] = {
             "image_path": np.array([row["image_path"] for row in chosen]),
             "index": np.array([int(row["index"]) for row in chosen]),
-            "normaliser": np.array([float(row["normaliser"]) for row in chosen]),
+            "normalising_distance": np.array([float(row["normalising_distance"]) for row in chosen]),
             "nme": np.array([float(row["nme"]) for row in chosen]),
             "predicted": np.array([[float(row[c]) for c in pred_columns] for row in chosen]).reshape(
-                -1, num_points, 2
+                -1, num_landmarks, 2
             ),
             "target": np.array([[float(row[c]) for c in gt_columns] for row in chosen]).reshape(
-                -1, num_points, 2
+                -1, num_landmarks, 2
             ),
         }
     return by_split
@@ -168,7 +171,7 @@ def log_image(trainer: L.Trainer, key: str, image: np.ndarray, step: int | None 
             logger.experiment.add_image(key, image, global_step=step or 0, dataformats="HWC")
 
 
-def batch_pictures(batch: Mapping, outputs: Mapping, count: int) -> dict[str, np.ndarray]:
+def batch_pictures(batch: Batch, outputs: EvalStepOutput, count: int) -> dict[str, np.ndarray]:
     """A prediction grid of the first `count` faces of a batch (in their crops) and, where the network
     gives an occlusion map, their Figure-6 panels stacked."""
     count = min(count, len(batch["image"]))
@@ -197,10 +200,28 @@ def gather(objects: list) -> list:
 
 
 class EvaluationReport(L.Callback):
-    """Writes predictions.csv, CED plots, report.md and pictures of the test splits (see module doc)."""
+    """Writes predictions.csv, CED plots, report.md and pictures of the test splits (see module doc).
 
-    def __init__(self, output_dir: str, pictures: int = 8) -> None:
+    Args:
+        output_dir: the run directory.
+        thresholds: NME thresholds of the CED plots and the table (the module's `nme_thresholds`).
+        nme_normalisation: what divided the errors, as report.md states it.
+        data: the dataset, as report.md names it.
+        pictures: faces per prediction grid and Figure-6 panel; 0 for none.
+    """
+
+    def __init__(
+        self,
+        output_dir: str,
+        thresholds: Sequence[float],
+        nme_normalisation: str,
+        data: str,
+        pictures: int = 8,
+    ) -> None:
         self.output_dir = Path(output_dir)
+        self.thresholds = tuple(thresholds)
+        self.nme_normalisation = nme_normalisation
+        self.data = data
         self.pictures = pictures
         self.rows: list[dict] = []
         self.picture_batches: dict[str, dict[str, np.ndarray]] = {}
@@ -212,14 +233,14 @@ class EvaluationReport(L.Callback):
         self,
         trainer: L.Trainer,
         pl_module: L.LightningModule,
-        outputs: Mapping[str, Tensor],
-        batch: Mapping,
+        outputs: EvalStepOutput,
+        batch: Batch,
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
         split = batch["split"][0]
-        target = batch["target_px"].to(torch.float64)
-        distance = outputs["normaliser"].detach().cpu().numpy()
+        target = batch["target_px"].to(torch.float64).cpu().numpy()
+        distance = outputs["normalising_distance"].detach().cpu().numpy()
         predicted = outputs["predicted_px"].detach().to(torch.float64).cpu().numpy()
         nme = outputs["nme"].detach().cpu().numpy()
         for i in range(len(nme)):
@@ -228,10 +249,10 @@ class EvaluationReport(L.Callback):
                     "image_path": batch["image_path"][i],
                     "split": split,
                     "index": int(batch["index"][i]),
-                    "normaliser": float(distance[i]),
+                    "normalising_distance": float(distance[i]),
                     "nme": float(nme[i]),
                     "predicted": predicted[i],
-                    "target": target[i].cpu().numpy(),
+                    "target": target[i],
                 }
             )
         if split not in self.picture_batches and self.pictures > 0 and trainer.is_global_zero:
@@ -248,15 +269,13 @@ class EvaluationReport(L.Callback):
         self.output_dir.mkdir(parents=True, exist_ok=True)
         write_predictions(rows, self.output_dir / PREDICTIONS_FILE)
 
-        thresholds = tuple(pl_module.hparams.nme_thresholds)
         errors = {s: np.array([r["nme"] for r in rows if r["split"] == s]) for s in splits}
+        threshold = max(self.thresholds)
         pictures = []
         for split in splits:
-            plot_ced(
-                {split: errors[split]}, max(thresholds), self.output_dir / f"ced_{split}.png", title=split
-            )
+            plot_ced({split: errors[split]}, threshold, self.output_dir / f"ced_{split}.png", title=split)
         if splits:
-            plot_ced(errors, max(thresholds), self.output_dir / "ced.png", title="all test splits")
+            plot_ced(errors, threshold, self.output_dir / "ced.png", title="all test splits")
             pictures.append("ced.png")
         for split, batch_pictures_of_split in self.picture_batches.items():
             for kind, image in batch_pictures_of_split.items():
@@ -267,16 +286,15 @@ class EvaluationReport(L.Callback):
 
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
         metrics.update({f"test/{s}/faces": float(len(e)) for s, e in errors.items()})
-        datamodule = getattr(trainer, "datamodule", None)
-        metric = next(iter(pl_module.split_metrics.values()))
+        net = pl_module.net
         facts = {
             "checkpoint": str(trainer.ckpt_path or "(weights in memory)"),
-            "network": type(pl_module.net).__name__,
-            "data": f"{getattr(datamodule, 'hparams', {}).get('name', '?')} at {getattr(datamodule, 'root', '?')}",
-            "NME normalisation": metric.normalisation,
+            "network": f"{type(net).__name__}({net.extra_repr()})",
+            "data": self.data,
+            "NME normalisation": self.nme_normalisation,
             "predictions": PREDICTIONS_FILE,
         }
-        write_report(self.output_dir / REPORT_FILE, metrics, splits, thresholds, facts, pictures)
+        write_report(self.output_dir / REPORT_FILE, metrics, splits, self.thresholds, facts, pictures)
 
 
 class ValidationPictures(L.Callback):
@@ -291,8 +309,8 @@ class ValidationPictures(L.Callback):
         self,
         trainer: L.Trainer,
         pl_module: L.LightningModule,
-        outputs: Mapping[str, Tensor],
-        batch: Mapping,
+        outputs: EvalStepOutput,
+        batch: Batch,
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:

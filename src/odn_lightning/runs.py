@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from .data.datamodule import DataRootError, DataValidationError
-from .data.pts import AnnotationError
+from .data.records import AnnotationError
 from .models import PretrainedWeightsUnavailable
 
 # Problems of the user's input or machine, not of the code: one line saying what to do, no traceback.
@@ -74,6 +75,15 @@ def scalar_metrics(metrics: Mapping) -> dict[str, float]:
 @rank_zero_only
 def print_config(cfg: DictConfig) -> None:
     Console().print(Syntax(OmegaConf.to_yaml(cfg, resolve=True), "yaml", theme="ansi_dark"))
+
+
+def apply_extras(cfg: DictConfig) -> None:
+    """What `extras` asks of every run before its task (lightning-hydra-template's `extras`)."""
+    extras = cfg.get("extras") or {}
+    if extras.get("ignore_warnings"):
+        warnings.filterwarnings("ignore")
+    if extras.get("print_config"):
+        print_config(cfg)
 
 
 @rank_zero_only

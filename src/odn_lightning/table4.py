@@ -1,7 +1,7 @@
 """Table 4 of the paper from an ablation sweep: `python -m odn_lightning.table4 [sweep_dir=DIR]`.
 
-Reads each job of a multirun sweep (`make ablation`): its variant from `.hydra/config.yaml` (the
-experiment's `run_name`), its numbers from `metrics.json`, its faces from `predictions.csv`. Writes
+Reads each job of a multirun sweep (`make ablation`): its variant (its `model=` choice, from
+`.hydra/hydra.yaml`; else the `run_name` of `.hydra/config.yaml`), its numbers from `metrics.json`, its faces from `predictions.csv`. Writes
 `table4.md` (NME x 10^-2 per test split, as the paper's Table 4, plus AUC and FR at the largest
 threshold) and `table4_ced_<split>.png` (the variants' CED curves overlaid) into the sweep directory,
 and prints the table. A variant whose job failed, or that has no job, is a row saying so.
@@ -22,13 +22,13 @@ from .metrics import threshold_suffix
 from .reports import PREDICTIONS_FILE, overlay_ced
 from .runs import run_reporting_user_errors
 
-# Table 4's rows, in the paper's order: experiment run_name -> the paper's label.
+# Table 4's rows, in the paper's order: the model choice (conf/model/<name>.yaml) -> the paper's label.
 TABLE4_ROWS = {
     "brnet": "BRNet",
     "gm_dm": "+GM+DM",
     "dm_lm": "+DM+LM",
     "gm_lm": "+GM+LM",
-    "gm_lm_dm_no_l1": "GM+LM+DM w/o L1",
+    "odn_no_l1": "GM+LM+DM w/o L1",
     "odn": "ODN (GM+LM+DM)",
 }
 
@@ -53,6 +53,19 @@ def latest_sweep(log_dir: str | Path) -> Path:
     return sweeps[-1]
 
 
+def run_variant(run_dir: Path, config: DictConfig) -> str:
+    """A job's variant: its model choice as Hydra recorded it, else its `run_name`, else its folder.
+
+    The choice is read from `.hydra/hydra.yaml` rather than resolved from `run_name`: the saved config
+    keeps `${hydra:...}` interpolations, which only the job's own process can resolve."""
+    hydra_file = run_dir / ".hydra" / "hydra.yaml"
+    if hydra_file.is_file():
+        choice = OmegaConf.select(OmegaConf.load(hydra_file), "hydra.runtime.choices.model")
+        if choice:
+            return str(choice)
+    return OmegaConf.select(config, "run_name") or run_dir.name
+
+
 def read_sweep(sweep_dir: str | Path, variants: Sequence[str]) -> list[SweepRun]:
     """One SweepRun per variant, in `variants` order, then any other variant the sweep holds."""
     sweep_dir = Path(sweep_dir)
@@ -62,7 +75,7 @@ def read_sweep(sweep_dir: str | Path, variants: Sequence[str]) -> list[SweepRun]
     for config_file in sorted(sweep_dir.glob("*/.hydra/config.yaml")):
         run_dir = config_file.parent.parent
         config = OmegaConf.load(config_file)
-        variant = OmegaConf.select(config, "run_name") or run_dir.name
+        variant = run_variant(run_dir, config)
         metrics_file = run_dir / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
         test_splits = list(OmegaConf.select(config, "data.test_splits") or [])

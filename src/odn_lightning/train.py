@@ -14,7 +14,7 @@ from .config import CONFIG_DIR
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint; returns the flat metrics also written to metrics.json."""
-    runs.print_config(cfg)
+    runs.apply_extras(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
@@ -42,8 +42,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     metrics = runs.run_reporting_user_errors(train, cfg)
-    # Returned for Hydra sweepers that optimise a value.
-    return metrics.get("val/nme")
+    # For Hydra sweepers that optimise a value.
+    return metrics.get(cfg.get("optimized_metric"))
 
 
 if __name__ == "__main__":

@@ -5,19 +5,11 @@ import numpy as np
 import pytest
 import scipy.io
 
-from odn_lightning.data.benchmarks import (
-    WFLW_ATTRIBUTES,
-    BenchmarkRecord,
-    read_aflw_info,
-    read_cofw68,
-    read_cofw_mat,
-    read_hrnet_csv,
-    read_wflw,
-)
-from odn_lightning.data.pts import AnnotationError
-from odn_lightning.data.readers import OCCLUDED_BY_OBJECT, FaceRecord
+from odn_lightning.data.formats import read_aflw_info, read_cofw68, read_cofw_mat, read_hrnet_csv, read_wflw
+from odn_lightning.data.formats.wflw import WFLW_ATTRIBUTES
+from odn_lightning.data.records import OCCLUDED_BY_OBJECT, AnnotationError, FaceRecord
 
-from .formats import cell, hrnet_csv, savemat_v73, wflw_line
+from ..helpers.formats import cell, hrnet_csv, savemat_v73, wflw_line
 
 RNG = np.random.default_rng(0)
 
@@ -36,7 +28,7 @@ def test_wflw_reads_points_box_attributes_and_path(tmp_path):
     records = read_wflw(path, tmp_path / "WFLW_images")
     assert len(records) == 3
     for record, (points, box, flags, name) in zip(records, faces, strict=True):
-        assert isinstance(record, FaceRecord) and isinstance(record, BenchmarkRecord)
+        assert isinstance(record, FaceRecord)
         np.testing.assert_allclose(record.landmarks, points, atol=1e-4)  # 0-based: no shift
         assert record.landmarks.dtype == np.float32 and record.landmarks.shape == (98, 2)
         np.testing.assert_array_equal(record.box, box)
@@ -151,24 +143,24 @@ def test_cofw68_bad_files_name_the_file(tmp_path):
 # ---------------------------------------------------------------------------------------- HRNet CSV
 
 
-@pytest.mark.parametrize("dataset,num_points,box_size", [("300w", 68, False), ("aflw", 19, True)])
-def test_hrnet_csv_layouts(tmp_path, dataset, num_points, box_size):
+@pytest.mark.parametrize("dataset,num_landmarks,box_size", [("300w", 68, False), ("aflw", 19, True)])
+def test_hrnet_csv_layouts(tmp_path, dataset, num_landmarks, box_size):
     faces = []
     for i in range(3):
-        points = RNG.uniform(0, 100, (num_points, 2)).round(3)
+        points = RNG.uniform(0, 100, (num_landmarks, 2)).round(3)
         row = [f"ibug/image_{i}.jpg", 1.5 + i] + ([120.0 + i] if box_size else []) + [50.5, 60.25]
         faces.append((row, points))
     path = tmp_path / f"face_landmarks_{dataset}_test.csv"
-    hrnet_csv(path, [row + list(points.reshape(-1)) for row, points in faces], num_points, box_size)
-    records = read_hrnet_csv(path, tmp_path / "images", num_points)
-    assert len(records) == 3
+    hrnet_csv(path, [row + list(points.reshape(-1)) for row, points in faces], num_landmarks, box_size)
+    records = read_hrnet_csv(path, tmp_path / "images")
+    assert len(records) == 3  # the header's column count gives the layout and the point count
     for i, (record, (row, points)) in enumerate(zip(records, faces, strict=True)):
         assert record.image_path == tmp_path / "images" / row[0]
         np.testing.assert_allclose(record.landmarks, points, atol=1e-4)
         assert record.scale == pytest.approx(1.5 + i)
         np.testing.assert_allclose(record.center, [50.5, 60.25])
         assert record.box_size == (pytest.approx(120.0 + i) if box_size else None)
-    shifted = read_hrnet_csv(path, tmp_path / "images", num_points, one_based=True)
+    shifted = read_hrnet_csv(path, tmp_path / "images", one_based=True)
     np.testing.assert_allclose(shifted[0].landmarks, faces[0][1] - 1, atol=1e-4)
     np.testing.assert_allclose(shifted[0].center, [49.5, 59.25])
 
@@ -177,13 +169,13 @@ def test_hrnet_csv_bad_rows_name_the_file(tmp_path):
     path = tmp_path / "face_landmarks_wflw_test.csv"
     hrnet_csv(path, [["a.jpg", 1.0, 5, 5] + [1.0] * 195], 98, False)
     with pytest.raises(AnnotationError, match=r"face_landmarks_wflw_test.csv: row 2: 199 columns"):
-        read_hrnet_csv(path, tmp_path, 98)
+        read_hrnet_csv(path, tmp_path)
     hrnet_csv(path, [["a.jpg", "nan", 5, 5] + [1.0] * 196], 98, False)
     with pytest.raises(AnnotationError, match=r"face_landmarks_wflw_test.csv: row 2: .*finite"):
-        read_hrnet_csv(path, tmp_path, 98)
+        read_hrnet_csv(path, tmp_path)
     path.write_text("image_name,scale,center_w,center_h\n")
     with pytest.raises(AnnotationError, match="face_landmarks_wflw_test.csv: no faces"):
-        read_hrnet_csv(path, tmp_path, 98)
+        read_hrnet_csv(path, tmp_path)
 
 
 # --------------------------------------------------------------------------------------------- AFLW

@@ -7,19 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from odn_lightning.crop import apply_matrix, from_normalised, invert_matrix
 from odn_lightning.data.dataset import LandmarkDataset
-from odn_lightning.data.readers import FaceRecord
-from odn_lightning.data.schemes import get_scheme
-from odn_lightning.data.transforms import (
-    CropAugmentation,
-    apply_matrix,
-    from_normalised,
-    invert_matrix,
-    occlusion_augmentation,
-    photometric_augmentation,
-)
+from odn_lightning.data.records import FaceRecord
+from odn_lightning.data.transforms import CropAugmentation, occlusion_augmentation, photometric_augmentation
+from odn_lightning.schemes import get_scheme
 
-from .formats import face_points, write_image
+from ..helpers.formats import face_points, write_image
 
 SCHEME = get_scheme("ibug68")
 LEFT, RIGHT = 36, 45  # outer eye corners: a mirror pair
@@ -41,7 +35,7 @@ def marked_face(tmp_path, seed):
 
 
 def mark_centre(image_chw: torch.Tensor, channel: int) -> np.ndarray:
-    from odn_lightning.data.transforms import denormalise_image
+    from odn_lightning.imagenet import denormalise_image
 
     pixels = denormalise_image(image_chw.numpy())[..., channel].astype(np.float64)
     others = denormalise_image(image_chw.numpy())[..., 1 - channel].astype(np.float64)

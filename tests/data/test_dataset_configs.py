@@ -9,8 +9,8 @@ from omegaconf import open_dict
 
 from odn_lightning.data_check import check
 
-from ..conftest import compose_config
-from .formats import (
+from ..helpers.configs import compose_config
+from ..helpers.formats import (
     W300_FOLDERS,
     write_300w,
     write_aflw,

@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from odn_lightning.data.pts import AnnotationError, read_pts, write_pts
-from odn_lightning.data.readers import read_pts_folder
+from odn_lightning.data.formats.w300 import read_pts, read_pts_folder, write_pts
+from odn_lightning.data.records import AnnotationError
 
 
 def test_round_trip_is_one_based_on_disk(tmp_path):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from odn_lightning.data.schemes import LandmarkScheme, get_scheme
+from odn_lightning.schemes import LandmarkScheme, get_scheme
 
 
 def test_ibug68_flip_twice_is_identity_and_mirrors_pairs():
@@ -30,7 +30,7 @@ ALL_SCHEMES = ["ibug68", "cofw29", "aflw19", "wflw98"]
 @pytest.mark.parametrize("name", ALL_SCHEMES)
 def test_flip_twice_is_identity_and_indices_in_range(name):
     scheme = get_scheme(name)
-    n = scheme.num_points
+    n = scheme.num_landmarks
     perm = np.asarray(scheme.flip_permutation)
     assert len(perm) == n and (perm[perm] == np.arange(n)).all()
     indices = list(scheme.outer_eye_corners) + [i for group in scheme.eye_centres for i in group]
@@ -56,8 +56,8 @@ def test_symmetric_shape_is_unchanged_by_flip_and_permutation(name):
     perm = np.asarray(scheme.flip_permutation)
     rng = np.random.default_rng(0)
     # Mirror a random half-shape about x = 0: pair members get (x, y) and (-x, y); axis points x = 0.
-    shape = np.zeros((scheme.num_points, 2))
-    for i in range(scheme.num_points):
+    shape = np.zeros((scheme.num_landmarks, 2))
+    for i in range(scheme.num_landmarks):
         j = perm[i]
         if i < j:
             x, y = rng.uniform(1, 10), rng.uniform(-10, 10)
@@ -67,8 +67,8 @@ def test_symmetric_shape_is_unchanged_by_flip_and_permutation(name):
     flipped = shape * np.array([-1.0, 1.0])
     np.testing.assert_allclose(flipped[perm], shape)
     # A non-symmetric shape is not (the test has teeth).
-    skewed = shape + np.array([[rng.uniform(1, 2), 0.0]] * scheme.num_points) * (
-        np.arange(scheme.num_points)[:, None] % 2
+    skewed = shape + np.array([[rng.uniform(1, 2), 0.0]] * scheme.num_landmarks) * (
+        np.arange(scheme.num_landmarks)[:, None] % 2
     )
     assert not np.allclose((skewed * np.array([-1.0, 1.0]))[perm], skewed)
 

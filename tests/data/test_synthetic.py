@@ -9,12 +9,14 @@ import cv2
 import numpy as np
 import pytest
 
-from odn_lightning.data.readers import OCCLUDED_BY_OBJECT, SELF_OCCLUDED, read_pts_folder
-from odn_lightning.data.schemes import get_scheme
+from odn_lightning.data.formats.w300 import read_pts_folder
+from odn_lightning.data.records import OCCLUDED_BY_OBJECT, SELF_OCCLUDED
 from odn_lightning.data.synthetic import (
     FORMAT_VERSION,
     MANIFEST_NAME,
     SPLIT_PROFILES,
+    contact_sheet,
+    draw_landmarks,
     ensure_synthetic,
     face_rng,
     generate_split,
@@ -22,6 +24,7 @@ from odn_lightning.data.synthetic import (
     render_split_face,
     stable_hash,
 )
+from odn_lightning.schemes import get_scheme
 
 JAW = np.arange(17)
 FRONTAL = (0.0, 0.0, 0.0)
@@ -322,21 +325,68 @@ def test_parallel_generation_writes_identical_files(tmp_path):
 
 
 def test_a_crash_during_generation_leaves_no_false_manifest(tmp_path, monkeypatch):
-    import odn_lightning.data.synthetic as synthetic
+    from odn_lightning.data.synthetic import storage
 
     ensure_synthetic(tmp_path, {"val": 2}, seed=0, image_size=64, progress=False)
-    real = synthetic.generate_split
+    real = storage.generate_split
 
     def crash_after_writing(*args, **kwargs):
         real(*args, **kwargs)
         raise KeyboardInterrupt
 
     # Seed 1 is written completely, then the run dies before its manifest is final.
-    monkeypatch.setattr(synthetic, "generate_split", crash_after_writing)
+    monkeypatch.setattr(storage, "generate_split", crash_after_writing)
     with pytest.raises(KeyboardInterrupt):
         ensure_synthetic(tmp_path, {"val": 2}, seed=1, image_size=64, progress=False)
-    monkeypatch.setattr(synthetic, "generate_split", real)
+    monkeypatch.setattr(storage, "generate_split", real)
     # Back to seed 0: the folder holds seed-1 faces, so it must be regenerated, not trusted.
     ensure_synthetic(tmp_path, {"val": 2}, seed=0, image_size=64, progress=False)
     for i, record in enumerate(read_pts_folder(tmp_path / "val")):
         assert np.abs(record.landmarks - render_split_face(0, "val", i, 64).landmarks).max() < 1e-3
+
+
+# ----------------------------------------------------------------------------------------------
+# previews
+
+
+def _far_from_landmarks(face, distance: float) -> np.ndarray:
+    h, w = face.mask.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    d = np.hypot(xs[..., None] - face.landmarks[:, 0], ys[..., None] - face.landmarks[:, 1]).min(2)
+    return d > distance
+
+
+def test_draw_landmarks_colours_points_by_occlusion_and_leaves_the_rest():
+    radius = 2
+    colours = {0: (0, 255, 0), 1: (255, 0, 0), 2: (60, 120, 255), 3: (255, 0, 255)}
+    seen = set()
+    for i in range(6):
+        face = render_face(face_rng(4, "preview", i), "challenging", 96)
+        drawn = draw_landmarks(face, radius=radius)
+        assert drawn.shape == face.image.shape and drawn.dtype == np.uint8
+        far = _far_from_landmarks(face, radius + 2.5)  # anti-aliased edges reach ~2 px further
+        bare, tinted = far & (face.mask == 0), far & (face.mask > 0)
+        assert np.array_equal(drawn[bare], face.image[bare])
+        expected = (face.image[tinted] * 0.6 + np.array([0, 0, 120]) * 0.4).astype(np.uint8)
+        assert np.array_equal(drawn[tinted], expected)
+        # A point's own pixel has its flag's colour where no other point's disc reaches it.
+        gaps = np.linalg.norm(face.landmarks[:, None] - face.landmarks[None], axis=2)
+        np.fill_diagonal(gaps, np.inf)
+        for (x, y), flag, gap in zip(face.landmarks, face.occlusion, gaps.min(1), strict=True):
+            col, row = int(round(x)), int(round(y))
+            if gap > 2 * radius + 2 and 0 <= col < 96 and 0 <= row < 96:
+                assert tuple(drawn[row, col]) == colours[int(flag)]
+                seen.add(int(flag))
+    assert {0, 1, 2} <= seen
+
+
+def test_contact_sheet_tiles_faces_row_by_row():
+    faces = [render_split_face(0, "common", i, 48) for i in range(5)]
+    sheet = contact_sheet(faces, columns=3, annotate=False)
+    assert sheet.shape == (2 * 48, 3 * 48, 3) and sheet.dtype == np.uint8
+    for k, face in enumerate(faces):
+        r, c = divmod(k, 3)
+        assert np.array_equal(sheet[r * 48 : (r + 1) * 48, c * 48 : (c + 1) * 48], face.image), k
+    assert not sheet[48:, 2 * 48 :].any(), "the cell after the last face stays black"
+    annotated = contact_sheet(faces, columns=3)
+    assert np.array_equal(annotated[48:, 48:96], draw_landmarks(faces[4]))

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from odn_lightning.data.datamodule import DataValidationError, LandmarkDataModule
-from odn_lightning.data.pts import write_pts
+from odn_lightning.data.formats.w300 import write_pts
 
-from .formats import face_points, wflw_line, write_image
+from ..helpers.formats import face_points, wflw_line, write_image
 
 GOOD = 3
 BAD = {
@@ -99,7 +99,6 @@ def wflw_datamodule(root, **kwargs):
         splits,
         test_splits=["test"],
         scheme="wflw98",
-        num_landmarks=98,
         image_size=32,
         num_workers=0,
         **kwargs,

@@ -9,8 +9,8 @@ from hydra.utils import instantiate
 
 from odn_lightning.data_check import check
 
-from ..conftest import compose_config
-from .formats import wflw_line
+from ..helpers.configs import compose_config
+from ..helpers.formats import wflw_line
 
 SUBSETS = ("largepose", "expression", "illumination", "makeup", "occlusion", "blur")
 

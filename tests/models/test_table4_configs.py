@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 
 from odn_lightning.losses import LandmarkObjective
 from odn_lightning.models import ODN
+from odn_lightning.schemes import get_scheme
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
 # name -> (use_gm, use_dm, use_lm, eta > 0)
@@ -84,7 +85,7 @@ def test_table4_variant_builds_and_trains(name: str) -> None:
     optimizer.step()
     assert all(torch.isfinite(p).all() for p in net.parameters())
     if use_lm:
-        assert not torch.equal(before["low_rank.structure_matrix"], net.low_rank.structure_matrix)
+        assert not torch.equal(before["low_rank.structural_matrix"], net.low_rank.structural_matrix)
 
 
 def test_table4_configs_differ_only_in_their_switches() -> None:
@@ -104,9 +105,9 @@ def test_table4_variants_compose_with_the_training_config() -> None:
     with initialize_config_dir(config_dir=str(CONF_DIR.parent), version_base="1.3"):
         for name, (use_gm, use_dm, use_lm, with_l1) in TABLE4.items():
             cfg = compose("train", overrides=[f"model={name}"])
-            module = instantiate(cfg.model, _recursive_=False)
+            module = instantiate(cfg.model)
             assert isinstance(module, LandmarkModule) and isinstance(module.net, ODN), name
             assert (module.net.use_gm, module.net.use_dm, module.net.use_lm) == (use_gm, use_dm, use_lm)
-            assert module.net.num_landmarks == cfg.data.num_landmarks
+            assert module.net.num_landmarks == get_scheme(cfg.data.scheme).num_landmarks == 68
             assert isinstance(module.objective, LandmarkObjective)
             assert (module.objective.eta > 0) == with_l1

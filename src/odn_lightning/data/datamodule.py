@@ -11,18 +11,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .benchmarks import BENCHMARK_READERS, PATH_ARGUMENTS
+from ..crop import apply_matrix, to_normalised
+from ..datatypes import collate_samples
+from ..schemes import get_scheme
 from .dataset import LandmarkDataset
-from .pts import AnnotationError
-from .readers import FaceRecord, checked, read_pts_folder, report
-from .schemes import get_scheme
-from .transforms import (
-    CropAugmentation,
-    apply_matrix,
-    occlusion_augmentation,
-    photometric_augmentation,
-    to_normalised,
-)
+from .formats import PATH_ARGUMENTS, READERS, read_pts_folder
+from .records import AnnotationError, FaceRecord, checked, report
+from .transforms import CropAugmentation, occlusion_augmentation, photometric_augmentation
 
 log = logging.getLogger(__name__)
 ON_BAD_SAMPLE = ("error", "skip")
@@ -49,8 +44,11 @@ class LandmarkDataModule(L.LightningDataModule):
     `splits` maps each split name to the sources (relative to `root`) it is made of. A source is a
     folder in the 300W layout, so 300W's `common` is `[lfpw/testset, helen/testset]` and the synthetic
     `full` is `[common, challenging]`, or a benchmark's annotation file read by a named reader:
-    `{reader: wflw, annotation_file: ..., image_root: ...}` (see `benchmarks.BENCHMARK_READERS`).
+    `{reader: wflw, annotation_file: ..., image_root: ...}` (see `formats.READERS`).
     With `synthetic` set, the folders are generated under `root` on first use.
+
+    `scheme` names the landmark scheme (`odn_lightning.schemes`): the point count, flip pairs and eye
+    points of every face come from it.
     """
 
     def __init__(
@@ -62,7 +60,6 @@ class LandmarkDataModule(L.LightningDataModule):
         val_split: str = "val",
         test_splits: Sequence[str] = ("common", "challenging", "full"),
         scheme: str = "ibug68",
-        num_landmarks: int = 68,
         image_size: int = 224,
         crop_margin: float = 0.25,
         crop_box: str = "landmarks",
@@ -85,10 +82,6 @@ class LandmarkDataModule(L.LightningDataModule):
         if on_bad_sample not in ON_BAD_SAMPLE:
             raise ValueError(f"data.on_bad_sample={on_bad_sample!r}; choose one of {ON_BAD_SAMPLE}")
         self.scheme = get_scheme(scheme)
-        if self.scheme.num_points != num_landmarks:
-            raise ValueError(
-                f"data.num_landmarks={num_landmarks} but scheme '{scheme}' has {self.scheme.num_points} points"
-            )
         for split in (train_split, val_split, *test_splits):
             if split not in splits:
                 raise ValueError(f"data split '{split}' is not defined in data.splits ({sorted(splits)})")
@@ -139,7 +132,7 @@ class LandmarkDataModule(L.LightningDataModule):
             record
             for source in self.hparams.splits[split]
             for record in checked(
-                self._read(source, problems), self.scheme.num_points, problems, decode_images
+                self._read(source, problems), self.scheme.num_landmarks, problems, decode_images
             )
         ]
 
@@ -148,15 +141,15 @@ class LandmarkDataModule(L.LightningDataModule):
             return read_pts_folder(self.root / source, problems)
         arguments = dict(source)
         name = arguments.pop("reader", None)
-        if name not in BENCHMARK_READERS:
+        if name not in READERS:
             raise ValueError(
-                f"data.splits source {dict(source)} names reader {name!r}; use one of {sorted(BENCHMARK_READERS)}"
+                f"data.splits source {dict(source)} names reader {name!r}; use one of {sorted(READERS)}"
             )
         for key in PATH_ARGUMENTS:
             if arguments.get(key) is not None:
                 arguments[key] = self.root / arguments[key]
         try:
-            return BENCHMARK_READERS[name](**arguments, problems=problems)
+            return READERS[name](**arguments, problems=problems)
         except AnnotationError as err:  # the file as a whole is unreadable: all its faces are bad
             report(err, problems)
             return []
@@ -244,6 +237,7 @@ class LandmarkDataModule(L.LightningDataModule):
             num_workers=hp.num_workers,
             pin_memory=hp.pin_memory,
             persistent_workers=hp.num_workers > 0,
+            collate_fn=collate_samples,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -10,19 +10,12 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .readers import FaceRecord
-from .schemes import LandmarkScheme
-from .transforms import (
-    CropAugmentation,
-    apply_matrix,
-    covered_points,
-    crop_matrix,
-    face_box,
-    jitter_matrix,
-    normalise_image,
-    to_normalised,
-    warp_crop,
-)
+from ..crop import apply_matrix, crop_matrix, face_box, to_normalised
+from ..datatypes import Sample
+from ..imagenet import normalise_image
+from ..schemes import LandmarkScheme
+from .records import FaceRecord
+from .transforms import CropAugmentation, covered_points, jitter_matrix, warp_crop
 
 CROP_BOXES = ("landmarks", "dataset")
 
@@ -41,11 +34,8 @@ def load_rgb(path) -> np.ndarray:
 
 
 class LandmarkDataset(Dataset):
-    """Samples of one split: `image` (3, S, S) float, `landmarks` (L, 2) in [-1, 1] of the crop,
-    `visible` (L,) bool, `matrix` (2, 3) original-to-crop pixels, `target_px` (L, 2) the landmarks
-    in original pixels, `box` (4,) the face box in original pixels (the dataset's, else the
-    landmarks' tight box), plus `index`, `split`, `image_path`; with `occluder_masks` and a mask
-    for every face (synthetic data), `occluder_mask` (S, S) uint8 warped into the crop.
+    """The faces of one split as `Sample`s (see `odn_lightning.datatypes`); with `occluder_masks` and a
+    mask for every face (synthetic data), each sample has its `occluder_mask` warped into the crop.
 
     The crop is a square about the face box enlarged by `crop_margin`; `crop_box` says whose box:
     "landmarks" (tight box of the points) or "dataset" (the box the dataset gives, e.g. WFLW's).
@@ -78,14 +68,14 @@ class LandmarkDataset(Dataset):
         self.crop_box = crop_box
         self.occluder_masks = occluder_masks and all(r.mask_path is not None for r in self.records)
         for record in self.records:
-            if len(record.landmarks) != scheme.num_points:
+            if len(record.landmarks) != scheme.num_landmarks:
                 raise ValueError(
                     f"{record.image_path}: {len(record.landmarks)} landmarks, but the "
-                    f"'{scheme.name}' scheme has {scheme.num_points}"
+                    f"'{scheme.name}' scheme has {scheme.num_landmarks}"
                 )
             if crop_box == "dataset" and record.box is None:
                 raise ValueError(
-                    f"{record.annotation or record.image_path}: no face box in the dataset, but "
+                    f"{record.source}: no face box in the dataset, but "
                     "data.crop_box=dataset; crop around the landmarks with data.crop_box=landmarks"
                 )
 
@@ -106,7 +96,7 @@ class LandmarkDataset(Dataset):
         """The box that normalises box-based NMEs: the dataset's, else the landmarks' tight box."""
         return np.asarray(record.box if record.box is not None else face_box(record.landmarks), np.float64)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int) -> Sample:
         record = self.records[index]
         matrix = self.eval_matrix(record)
         landmarks = record.landmarks
@@ -135,18 +125,18 @@ class LandmarkDataset(Dataset):
             patched = self.occlusion(image=image, mask=np.zeros(image.shape[:2], dtype=np.uint8))
             image = patched["image"]
             visible = visible & ~covered_points(patched["mask"], points)
-        sample = {
-            "image": torch.from_numpy(normalise_image(image)),
-            "landmarks": torch.from_numpy(to_normalised(points, self.image_size).astype(np.float32)),
-            "visible": torch.from_numpy(np.asarray(visible, dtype=bool)),
-            "has_visibility": record.visible is not None,
-            "matrix": torch.from_numpy(matrix),
-            "target_px": torch.from_numpy(landmarks.astype(np.float64)),
-            "box": torch.from_numpy(self.normalising_box(record)),
-            "index": index,
-            "split": self.split,
-            "image_path": str(record.image_path),
-        }
+        sample = Sample(
+            image=torch.from_numpy(normalise_image(image)),
+            landmarks=torch.from_numpy(to_normalised(points, self.image_size).astype(np.float32)),
+            visible=torch.from_numpy(np.asarray(visible, dtype=bool)),
+            has_visibility=record.visible is not None,
+            matrix=torch.from_numpy(matrix),
+            target_px=torch.from_numpy(landmarks.astype(np.float64)),
+            normalising_box=torch.from_numpy(self.normalising_box(record)),
+            index=index,
+            split=self.split,
+            image_path=str(record.image_path),
+        )
         if self.occluder_masks:
             mask = np.asarray(Image.open(record.mask_path).convert("L"))
             sample["occluder_mask"] = torch.from_numpy(warp_crop(mask, matrix, self.image_size, nearest=True))

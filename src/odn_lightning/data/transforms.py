@@ -1,12 +1,9 @@
-"""Face crops and augmentation.
+"""Training augmentation of face crops, and the warp that cuts a crop.
 
 Geometry (crop, rotation, scale, translation, flip) is one similarity transform applied in a single
 warp from the original image: one interpolation, real image context in the corners a rotation
-uncovers, and an exact inverse for mapping predictions back. Photometric augmentation is
-albumentations'.
-
-Coordinates: landmarks in pixels are 0-based with pixel centres on integers (OpenCV's convention);
-in the crop they are normalised to [-1, 1], -1 and +1 being the crop's outer edges.
+uncovers, and an exact inverse for mapping predictions back (`odn_lightning.crop`). Photometric and
+occlusion augmentation are albumentations'.
 """
 
 from __future__ import annotations
@@ -16,31 +13,6 @@ from dataclasses import dataclass
 import albumentations as A
 import cv2
 import numpy as np
-import torch
-
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
-
-def face_box(landmarks: np.ndarray) -> np.ndarray:
-    """Tight box [x0, y0, x1, y1] around the landmarks."""
-    return np.concatenate([landmarks.min(axis=0), landmarks.max(axis=0)]).astype(np.float64)
-
-
-def crop_matrix(box: np.ndarray, image_size: int, margin: float) -> np.ndarray:
-    """2x3 matrix mapping original pixels to a square crop around `box` enlarged by `margin`."""
-    x0, y0, x1, y1 = box
-    side = max(x1 - x0, y1 - y0) * (1.0 + margin)
-    if side <= 0:
-        raise ValueError(f"degenerate face box {box.tolist()}")
-    scale = image_size / side
-    # Continuous coordinates (pixel i spans [i, i+1)) of the crop's top-left corner.
-    cx, cy = (x0 + x1) / 2 + 0.5, (y0 + y1) / 2 + 0.5
-    left, top = cx - side / 2, cy - side / 2
-    return np.array(
-        [[scale, 0.0, (0.5 - left) * scale - 0.5], [0.0, scale, (0.5 - top) * scale - 0.5]],
-        dtype=np.float64,
-    )
 
 
 def jitter_matrix(
@@ -65,22 +37,6 @@ def jitter_matrix(
     jitter = np.eye(3)
     jitter[:2, :2], jitter[:2, 2] = linear, offset
     return jitter, mirrored
-
-
-def apply_matrix(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    return points @ matrix[:, :2].T + matrix[:, 2]
-
-
-def invert_matrix(matrix: np.ndarray) -> np.ndarray:
-    return cv2.invertAffineTransform(matrix)
-
-
-def to_normalised(points_px: np.ndarray, image_size: int) -> np.ndarray:
-    return (2.0 * points_px + 1.0) / image_size - 1.0
-
-
-def from_normalised(points: np.ndarray, image_size: int) -> np.ndarray:
-    return ((points + 1.0) * image_size - 1.0) / 2.0
 
 
 @dataclass
@@ -146,21 +102,3 @@ def warp_crop(image: np.ndarray, matrix: np.ndarray, image_size: int, nearest: b
     return cv2.warpAffine(
         image, matrix, (image_size, image_size), flags=flags, borderMode=cv2.BORDER_CONSTANT
     )
-
-
-def crop_to_original(points: torch.Tensor, matrix: torch.Tensor, image_size: int) -> torch.Tensor:
-    """Batched: points (B, L, 2) normalised in the crop -> original pixels, by each face's crop
-    matrix (B, 2, 3): the exact inverse of the crop."""
-    crop_px = from_normalised(points.to(torch.float64), image_size)
-    matrix = matrix.to(torch.float64)
-    linear, offset = matrix[:, :, :2], matrix[:, :, 2]
-    return torch.linalg.solve(linear, (crop_px - offset[:, None, :]).transpose(1, 2)).transpose(1, 2)
-
-
-def normalise_image(image: np.ndarray) -> np.ndarray:
-    """uint8 HxWx3 RGB to float32 3xHxW with ImageNet statistics (what timm backbones expect)."""
-    return ((image.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
-
-
-def denormalise_image(chw: np.ndarray) -> np.ndarray:
-    return np.clip((chw.transpose(1, 2, 0) * IMAGENET_STD + IMAGENET_MEAN) * 255.0, 0, 255).astype(np.uint8)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .geometry import conv_bn
+from .layers import conv_bn
 
 
 class DistillationModule(nn.Module):

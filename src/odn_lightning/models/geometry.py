@@ -14,15 +14,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-
-def conv_bn(in_channels: int, out_channels: int, kernel_size: int = 1, relu: bool = True) -> nn.Sequential:
-    layers: list[nn.Module] = [
-        nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
-        nn.BatchNorm2d(out_channels),
-    ]
-    if relu:
-        layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
+from .layers import conv_bn
 
 
 def bottleneck_pathway(in_channels: int, channels: int, out_channels: int, kernel_size: int) -> nn.Sequential:

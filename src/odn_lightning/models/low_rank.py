@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .geometry import conv_bn
+from .layers import conv_bn
 
 READOUTS = ("gap", "conv_pool")
 
@@ -56,10 +56,10 @@ class LowRankModule(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.structure_matrix = nn.Parameter(torch.eye(dim))
+        self.structural_matrix = nn.Parameter(torch.eye(dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        return x @ self.structure_matrix  # rows of X: (M^T x)^T = x^T M
+        return x @ self.structural_matrix  # rows of X: (M^T x)^T = x^T M
 
     def extra_repr(self) -> str:
-        return f"dim={self.structure_matrix.shape[0]}"
+        return f"dim={self.structural_matrix.shape[0]}"

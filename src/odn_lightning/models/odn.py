@@ -119,7 +119,7 @@ class ODN(nn.Module):
 
     def structural_matrix(self) -> Tensor | None:
         """M of the LM (beta and gamma terms); None without the LM."""
-        return self.low_rank.structure_matrix if self.low_rank is not None else None
+        return self.low_rank.structural_matrix if self.low_rank is not None else None
 
     def extra_repr(self) -> str:
         switches = f"use_gm={self.use_gm}, use_dm={self.use_dm}, use_lm={self.use_lm}"

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import scipy.io
 
-from odn_lightning.data.pts import write_pts
+from odn_lightning.data.formats.w300 import write_pts
 
 IMAGE_SIDE = 96
 
@@ -55,9 +55,9 @@ def savemat_v73(path, variables):
         f.write(header + b"\x00" * 8 + b"\x00\x02IM")
 
 
-def hrnet_csv(path, rows, num_points, box_size):
+def hrnet_csv(path, rows, num_landmarks, box_size):
     header = ["image_name", "scale"] + (["box_size"] if box_size else []) + ["center_w", "center_h"]
-    header += [f"original_{i}_{a}" for i in range(num_points) for a in "xy"]
+    header += [f"original_{i}_{a}" for i in range(num_landmarks) for a in "xy"]
     lines = [",".join(header)] + [",".join(str(v) for v in row) for row in rows]
     path.write_text("\n".join(lines) + "\n")
 
@@ -72,9 +72,9 @@ def write_image(path: Path, seed: int) -> np.ndarray:
     return image
 
 
-def face_points(seed: int, num_points: int) -> np.ndarray:
+def face_points(seed: int, num_landmarks: int) -> np.ndarray:
     """0-based points well inside an IMAGE_SIDE image."""
-    return np.random.default_rng(seed).uniform(20, IMAGE_SIDE - 20, (num_points, 2))
+    return np.random.default_rng(seed).uniform(20, IMAGE_SIDE - 20, (num_landmarks, 2))
 
 
 W300_FOLDERS = {
@@ -147,7 +147,7 @@ def write_aflw(root: Path, count: int, hidden: tuple[int, ...] = ()) -> None:
     )
 
 
-def write_hrnet(root: Path, csv_counts: dict[str, int], num_points: int, box_size: bool = False) -> None:
+def write_hrnet(root: Path, csv_counts: dict[str, int], num_landmarks: int, box_size: bool = False) -> None:
     """HRNet-Facial's `face_landmarks_*.csv` files with their images under images/."""
     for csv_name, count in csv_counts.items():
         rows = []
@@ -156,6 +156,6 @@ def write_hrnet(root: Path, csv_counts: dict[str, int], num_points: int, box_siz
             seed = zlib.crc32(f"{csv_name}/{i}".encode())
             write_image(root / "images" / name, seed)
             row = [name, 0.3] + ([60.0] if box_size else []) + [48.0, 48.0]
-            rows.append(row + list(face_points(seed, num_points).reshape(-1)))
+            rows.append(row + list(face_points(seed, num_landmarks).reshape(-1)))
         root.mkdir(parents=True, exist_ok=True)
-        hrnet_csv(root / csv_name, rows, num_points, box_size)
+        hrnet_csv(root / csv_name, rows, num_landmarks, box_size)

@@ -1,0 +1,83 @@
+"""HRNet-Facial's CSV files (`face_landmarks_{300w,aflw,wflw}_{train,test,...}.csv`; Wang et al., "Deep
+High-Resolution Representation Learning for Visual Recognition", TPAMI 2020;
+https://github.com/HRNet/HRNet-Facial-Landmark-Detection, `lib/datasets/{face300w,wflw,aflw}.py`)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from ..records import AnnotationError, FaceRecord, report
+from .text import finite_floats
+
+
+def read_hrnet_csv(
+    csv_file: str | Path,
+    image_root: str | Path,
+    one_based: bool = False,
+    problems: list[AnnotationError] | None = None,
+) -> list[FaceRecord]:
+    """Read an HRNet-Facial CSV.
+
+    One header row, then per face (columns by position, as HRNet reads them with `iloc`):
+    `image_name, scale, center_w, center_h, x0, y0, x1, y1, ...`, and for AFLW
+    `image_name, scale, box_size, center_w, center_h, x0, y0, ...`. The header's column count gives
+    the layout and the number of points N: 4 + 2N columns (even) or, with `box_size`, 5 + 2N (odd);
+    whether N is the dataset's scheme is checked with every other record (`records.checked`).
+    `scale` is the box side / 200 (HRNet multiplies it by 1.25 before cropping; the stored value is
+    kept here, and the face box is the square of side `scale * 200` about the centre). Image paths
+    are relative to `image_root`.
+
+    Coordinates are used as stored by default, as HRNet does; pass `one_based=True` to shift points and
+    centre by -1 for CSVs copied unchanged from 1-based sources (e.g. 300W `.pts`), which we could not
+    verify for HRNet's released files.
+    """
+    path = Path(csv_file)
+    image_root = Path(image_root)
+    shift = 1.0 if one_based else 0.0
+    try:
+        with path.open(newline="") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise AnnotationError(f"{path}: cannot read ({err})") from err
+    rows = [r for r in rows if any(c.strip() for c in r)]
+    if len(rows) < 2:
+        raise AnnotationError(f"{path}: no faces (a header row and at least one face are expected)")
+    columns = len(rows[0])
+    has_box_size = columns % 2 == 1
+    num_landmarks = (columns - (5 if has_box_size else 4)) // 2
+    if num_landmarks < 1:
+        raise AnnotationError(f"{path}: the header has {columns} columns, too few for any landmark")
+    first = 2 if has_box_size else 1  # the centre's position among the numbers after the image name
+    records = []
+    for row_no, row in enumerate(rows[1:], start=2):
+        where = f"row {row_no}"
+        try:
+            if len(row) != columns:
+                raise AnnotationError(
+                    f"{path}: {where}: {len(row)} columns; the header has {columns} ({num_landmarks} points)"
+                )
+            numbers = finite_floats(path, where, row[1:])
+            if numbers[0] <= 0:
+                raise AnnotationError(f"{path}: {where}: scale must be positive")
+        except AnnotationError as err:
+            report(err, problems)
+            continue
+        scale = float(numbers[0])
+        center = (numbers[first : first + 2] - shift).astype(np.float32)
+        landmarks = (numbers[first + 2 :].reshape(num_landmarks, 2) - shift).astype(np.float32)
+        half = scale * 100.0
+        records.append(
+            FaceRecord(
+                image_root / row[0].strip(),
+                landmarks,
+                box=np.concatenate([center - half, center + half]).astype(np.float32),
+                annotation=f"{path}: {where}",
+                scale=scale,
+                center=center,
+                box_size=float(numbers[1]) if has_box_size else None,
+            )
+        )
+    return records

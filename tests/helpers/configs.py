@@ -1,0 +1,51 @@
+"""Hydra configs composed as the entry points compose them, and the tiny settings of training tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from odn_lightning.config import CONFIG_DIR
+
+# Small, fast settings shared by every test that runs the training loop.
+TINY = [
+    "data.image_size=64",
+    "data.batch_size=4",
+    "data.eval_batch_size=8",
+    "data.num_workers=0",
+    "data.synthetic.image_size=128",
+    "data.synthetic.sizes.train=24",
+    "data.synthetic.sizes.val=8",
+    "data.synthetic.sizes.common=8",
+    "data.synthetic.sizes.challenging=4",
+    "trainer.accelerator=cpu",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+# The synthetic splits TINY asks for (also what the session's `synthetic_root` fixture holds).
+TINY_SYNTHETIC = [option for option in TINY if option.startswith("data.synthetic.")]
+# A few batches per stage.
+LIMITS = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+]
+
+
+def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> DictConfig:
+    """Compose a config as the entry point would, with the Hydra run directory set to `output_dir`."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            config_name, overrides=[*overrides, f"hydra.run.dir={output_dir}"], return_hydra_config=True
+        )
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    return cfg
