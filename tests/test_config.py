@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from odn_lightning.config import CONFIG_DIR, overridden
 from odn_lightning.schemes import get_scheme
@@ -109,3 +109,31 @@ def test_extras_print_the_resolved_config_unless_switched_off(tmp_path, capsys):
     apply_extras(compose_config("train", [], tmp_path))
     printed = capsys.readouterr().out
     assert "task_name: train" in printed and f"output_dir: {tmp_path}" in printed
+
+
+def run_config_as_checkpointed(overrides: list[str], tmp_path) -> dict:
+    """What a training run stores in its checkpoints: its resolved config, without Hydra's own node."""
+    cfg = compose_config("train", overrides, tmp_path / "train")
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.mark.parametrize(
+    "train_overrides,expected",
+    [([], "inter_pupil"), (["model.nme_normalisation=box_size"], "box_size")],
+    ids=["dataset's", "forced"],
+)
+def test_eval_on_other_data_takes_its_normalisation_unless_training_forced_one(
+    train_overrides, expected, tmp_path
+):
+    from odn_lightning.callbacks import RUN_CONFIG_KEY
+    from odn_lightning.eval import eval_config
+
+    run = run_config_as_checkpointed(["data=w300", "data.image_size=96", *train_overrides], tmp_path)
+    overrides = ["ckpt_path=x.ckpt", "data=w300", "data.nme_normalisation=inter_pupil"]
+    cfg = eval_config(compose_config("eval", overrides, tmp_path / "eval"), {RUN_CONFIG_KEY: run}, overrides)
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    assert model["nme_normalisation"] == expected
+    assert model["image_size"] == cfg.data.image_size == 96  # the trained crop size
+    assert model["net"]["pretrained"] is False  # the weights come from the checkpoint

@@ -85,7 +85,8 @@ class LandmarkDataModule(L.LightningDataModule):
         for split in (train_split, val_split, *test_splits):
             if split not in splits:
                 raise ValueError(f"data split '{split}' is not defined in data.splits ({sorted(splits)})")
-        # What divides this dataset's errors; the module's metrics read (and check) it.
+        # What divides this dataset's errors: the benchmark's convention, kept with the dataset; the model
+        # config's `nme_normalisation` defaults to it and the metric checks it.
         self.nme_normalisation = nme_normalisation
         self.root = Path(root)
         self.datasets: dict[str, LandmarkDataset] = {}
