@@ -48,7 +48,8 @@ class LandmarkDataModule(L.LightningDataModule):
     With `synthetic` set, the folders are generated under `root` on first use.
 
     `scheme` names the landmark scheme (`odn_lightning.schemes`): the point count, flip pairs and eye
-    points of every face come from it.
+    points of every face come from it. `nme_normalisation` is the benchmark's convention for dividing
+    errors, kept with the dataset's config; the model config's `nme_normalisation` defaults to it.
     """
 
     def __init__(
@@ -85,9 +86,6 @@ class LandmarkDataModule(L.LightningDataModule):
         for split in (train_split, val_split, *test_splits):
             if split not in splits:
                 raise ValueError(f"data split '{split}' is not defined in data.splits ({sorted(splits)})")
-        # What divides this dataset's errors: the benchmark's convention, kept with the dataset; the model
-        # config's `nme_normalisation` defaults to it and the metric checks it.
-        self.nme_normalisation = nme_normalisation
         self.root = Path(root)
         self.datasets: dict[str, LandmarkDataset] = {}
 
