@@ -9,7 +9,7 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from .helpers.configs import TINY, compose_config
+from .helpers.configs import LIMITS, TINY, compose_config
 
 os.environ.setdefault("WANDB_MODE", "offline")
 torch.set_num_threads(2)
@@ -45,7 +45,6 @@ def trained_run(tmp_path_factory, synthetic_root) -> Path:
     from odn_lightning.train import train
 
     tmp = tmp_path_factory.mktemp("report")
-    limits = ["trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2"]
-    overrides = [*TINY, f"data.root={synthetic_root}", f"paths.log_dir={tmp / 'logs'}", *limits]
-    train(compose_config("train", [*overrides, "trainer.limit_test_batches=2"], tmp / "run"))
+    overrides = [*TINY, *LIMITS, f"data.root={synthetic_root}", f"paths.log_dir={tmp / 'logs'}"]
+    train(compose_config("train", overrides, tmp / "run"))
     return tmp / "run"
