@@ -184,3 +184,45 @@ def test_occluder_auroc_is_one_for_a_perfect_map_and_about_half_for_a_random_one
     inverted = OccluderAUROC()
     inverted.update(1.0 - perfect_map, mask)
     assert inverted.compute().item() == pytest.approx(0.0, abs=1e-3)
+
+
+def faces_off_by(offsets_px: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One face per offset: every point `offset` px off in x (inter-ocular distance 10)."""
+    target = face().expand(len(offsets_px), -1, -1).clone()
+    pred = target + torch.tensor(offsets_px)[:, None, None] * torch.tensor([1.0, 0.0])
+    return pred, target
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_non_finite_prediction_is_a_failure_and_the_nme_is_nan(bad):
+    pred, target = faces_off_by([0.1, 0.2, 0.3, 0.4])  # NME 0.01 .. 0.04: below both thresholds
+    good = LandmarkNME(thresholds=(0.08, 0.10))
+    good.update(pred, target)
+    without = good.compute()
+    pred[2, 5, 1] = bad  # one coordinate of one face
+    metric = LandmarkNME(thresholds=(0.08, 0.10))
+    metric.update(pred, target)
+    result = metric.compute()
+    assert without["fr_08"].item() == 0.0 and without["fr_10"].item() == 0.0
+    assert result["fr_08"].item() == 0.25 and result["fr_10"].item() == 0.25  # 1 face of 4
+    assert torch.isnan(result["nme"]) and torch.isfinite(without["nme"])
+    assert result["auc_08"].item() < without["auc_08"].item()
+    # The failed face adds 0 to the AUC: the other three keep their share.
+    expected = (without["auc_08"].item() * 4 - (0.08 - 0.03) / 0.08) / 4
+    assert result["auc_08"].item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_failure_rate_auc_and_ced_count_nan_errors_as_failures():
+    errors = torch.tensor([0.01, float("nan"), 0.02, 0.03, float("inf")], dtype=torch.float64)
+    assert failure_rate_at(errors, 0.08).item() == 2 / 5
+    assert auc_at(errors, 0.1).item() == pytest.approx((0.09 + 0.08 + 0.07) / 0.1 / 5)
+    _, fractions = ced_curve(errors, 0.1)
+    assert fractions[-1].item() == 3 / 5
+
+
+def test_a_split_without_occluded_points_has_no_occluded_nme_rather_than_nan():
+    pred, target = faces_off_by([1.0, 2.0])
+    metric = LandmarkNME()
+    metric.update(pred, target, visible=torch.ones(2, 68, dtype=torch.bool))
+    result = metric.compute()
+    assert "nme_occluded" not in result and result["nme_visible"].item() == pytest.approx(0.15)

@@ -3,18 +3,45 @@
 from __future__ import annotations
 
 import json
+import math
+import os
+from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 
+from odn_lightning import runs
 from odn_lightning.eval import evaluate
-from odn_lightning.reports import read_predictions, report_table, write_predictions
+from odn_lightning.reports import (
+    EvaluationReport,
+    read_predictions,
+    report_table,
+    split_counts_metrics,
+    write_predictions,
+    write_report,
+)
 
 from .helpers.configs import compose_config
 
 
-def test_eval_writes_report_predictions_ced_plots_and_pictures(trained_run, tmp_path):
+@pytest.fixture
+def report_callbacks(monkeypatch) -> list[EvaluationReport]:
+    """The EvaluationReport callbacks the entry points build during the test, to read their counts."""
+    built: list[EvaluationReport] = []
+    instantiate_each = runs.instantiate_each
+
+    def recording(node):
+        objects = instantiate_each(node)
+        built.extend(o for o in objects if isinstance(o, EvaluationReport))
+        return objects
+
+    monkeypatch.setattr(runs, "instantiate_each", recording)
+    return built
+
+
+def test_eval_writes_report_predictions_ced_plots_and_pictures(trained_run, tmp_path, report_callbacks):
     out = tmp_path / "eval"
     cfg = compose_config(
         "eval",
@@ -55,6 +82,32 @@ def test_eval_writes_report_predictions_ced_plots_and_pictures(trained_run, tmp_
         f"| common | {len(predictions['common']['nme'])} | {100 * written['test/common/nme']:.2f} |" in report
     )
     assert "occluder AUROC" in report and "![ced.png](ced.png)" in report
+    # The run's 2 test batches of 8 hold every face of the tiny splits: nothing is said truncated.
+    assert "runcated" not in report
+    (callback,) = report_callbacks
+    assert callback.split_counts == {"common": (8, 8), "challenging": (4, 4), "full": (12, 12)}
+    assert split_counts_metrics(SimpleNamespace(callbacks=[callback]))["test/full/faces_in_split"] == 12
+    assert not list(out.glob("**/.*.tmp"))  # no temporary file left behind
+
+
+def test_a_truncated_split_is_said_to_be(trained_run, tmp_path, report_callbacks):
+    out = tmp_path / "eval"
+    overrides = [
+        f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}",
+        "trainer.enable_progress_bar=false",
+        "trainer.limit_test_batches=1",  # one batch of 8: `full` (12 faces) is cut to common's first 8
+        "callbacks.evaluation_report.pictures=0",
+    ]
+    evaluate(compose_config("eval", overrides, out), overrides)
+    (callback,) = report_callbacks
+    assert callback.split_counts == {"common": (8, 8), "challenging": (4, 4), "full": (8, 12)}
+    counts = split_counts_metrics(SimpleNamespace(callbacks=[callback]))
+    assert counts["test/full/faces"] == 8 < counts["test/full/faces_in_split"] == 12
+    assert counts["test/common/faces"] == counts["test/common/faces_in_split"] == 8
+    report = (out / "report.md").read_text()
+    assert "**Truncated splits**: full (8 of 12 faces). trainer.limit_test_batches=1 stopped" in report
+    assert "| full | 8 of 12 (truncated) |" in report and "| common | 8 |" in report
+    assert len(read_predictions(out / "predictions.csv")["full"]["nme"]) == 8
 
 
 def test_ground_truth_in_predictions_csv_is_the_annotation_in_original_pixels(trained_run, synthetic_root):
@@ -131,3 +184,91 @@ def test_ced_curves_of_several_runs_overlay(tmp_path):
     assert ced_legend("good", np.array([0.01, 0.02, 0.03, 0.04]), 0.1).endswith("FR 0.000)")
     missing = overlay_ced(runs, "challenging", 0.1, tmp_path / "none.png")  # no run has it: still drawn
     assert missing.is_file()
+
+
+def test_a_non_utf8_image_path_survives_predictions_csv(tmp_path):
+    name = os.fsdecode(b"/data/face\xff\xe9.jpg")  # how Python holds a path that is not UTF-8
+    rows = [
+        {
+            "image_path": path,
+            "split": "common",
+            "index": i,
+            "normalising_distance": 10.0,
+            "nme": 0.01,
+            "predicted": np.zeros((2, 2)),
+            "target": np.ones((2, 2)),
+        }
+        for i, path in enumerate([name, "/data/visage é.jpg", "/data/two,\nlines.jpg"])
+    ]
+    path = write_predictions(rows, tmp_path / "predictions.csv")
+    assert b"/data/face\xff\xe9.jpg" in path.read_bytes()
+    back = read_predictions(path)["common"]["image_path"].tolist()
+    assert back == [name, "/data/visage é.jpg", "/data/two,\nlines.jpg"]
+    assert os.fsencode(back[0]) == b"/data/face\xff\xe9.jpg"
+
+
+def test_report_shows_nan_as_nan_and_unmeasured_as_a_dash():
+    metrics = {"test/common/nme": float("nan"), "test/common/fr_08": 0.25, "test/common/faces": 4}
+    table = report_table(metrics, ["common"], (0.08,))
+    assert table.splitlines()[2] == "| common | 4 | NaN | - | 25.00 | - |"
+    assert (
+        report_table({"test/common/nme": None}, ["common"], (0.08,))
+        .splitlines()[2]
+        .startswith("| common | - | NaN |")
+    )
+
+
+def test_report_of_an_untruncated_evaluation_says_nothing_of_truncation(tmp_path):
+    metrics = {"test/common/faces": 8.0, "test/common/faces_in_split": 8.0, "test/common/nme": 0.05}
+    text = write_report(tmp_path / "report.md", metrics, ["common"], (0.08,), {}, []).read_text()
+    assert "runcated" not in text and "| common | 8 | 5.00 |" in text
+    metrics["test/common/faces"] = 3.0
+    text = write_report(tmp_path / "report.md", metrics, ["common"], (0.08,), {}, []).read_text()
+    assert "**Truncated splits**: common (3 of 8 faces)" in text and "| common | 3 of 8 (truncated) |" in text
+
+
+def test_metrics_json_keeps_non_finite_values_as_null(tmp_path):
+    import torch
+
+    metrics = runs.scalar_metrics(
+        {"test/common/nme": torch.tensor(float("nan")), "test/common/fr_10": torch.tensor(0.25), "b": 1}
+    )
+    assert list(metrics) == ["b", "test/common/fr_10", "test/common/nme"]
+    assert math.isnan(metrics["test/common/nme"])
+    path = runs.write_metrics(tmp_path / "run", {**metrics, "test/x/auc": float("inf")})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {
+        "b": 1.0,
+        "test/common/fr_10": 0.25,
+        "test/common/nme": None,
+        "test/x/auc": None,
+    }
+    assert [p.name for p in path.parent.iterdir()] == ["metrics.json"]
+
+
+def test_summary_shows_nan_and_truncated_splits(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    metrics = {
+        "test/common/nme": float("nan"),
+        "test/common/fr_10": None,
+        "test/common/auc_08": 0.5,
+        "test/common/faces": 8.0,
+        "test/common/faces_in_split": 8.0,
+        "test/full/faces": 16.0,
+        "test/full/faces_in_split": 562.0,
+    }
+    runs.print_summary("odn-eval", metrics, {"run directory": "/tmp/run"})
+    lines = [" ".join(line.replace("│", " ").split()) for line in capsys.readouterr().out.splitlines()]
+    assert "test/common/nme NaN" in lines and "test/common/fr_10 NaN" in lines
+    assert "test/common/auc_08 0.5000" in lines
+    assert "test/full 16 of 562 faces (truncated: trainer.limit_test_batches or skipped bad faces)" in lines
+    assert not any(line.startswith("test/common ") for line in lines)  # common is whole
+
+
+def test_table4_shows_a_null_metric_as_nan_and_a_missing_one_as_a_dash():
+    from odn_lightning.table4 import SweepRun, table_markdown
+
+    run = SweepRun("odn", "done", Path("/sweep/0"), {"test/common/nme": None})
+    row = table_markdown([run], ["common"], 0.10).splitlines()[2]
+    assert row == "| ODN (GM+LM+DM) | NaN | - | - | `0` |"

@@ -3,6 +3,9 @@ thresholds, NME over occluded and visible points, and how well an occlusion map 
 
 Errors are measured in original image pixels, as the benchmarks define them; a face's NME is its mean
 point-to-point error divided by a normalising distance (`NORMALISATIONS`).
+
+A face whose NME is not finite (a NaN or infinite prediction) is a failure: CED, AUC and failure rate
+count its NME as +inf, and the split's mean NME is NaN rather than a mean over the other faces.
 """
 
 from __future__ import annotations
@@ -65,10 +68,17 @@ def per_sample_nme(
     return point_errors(pred, target, distance).mean(dim=-1)
 
 
-def ced_curve(errors: Tensor, threshold: float, steps: int = 1000) -> tuple[Tensor, Tensor]:
-    """Cumulative error distribution: fraction of faces with NME <= x for x in [0, threshold]."""
-    xs = torch.linspace(0.0, threshold, steps, dtype=torch.float64)
+def failures_as_inf(errors: Tensor) -> Tensor:
+    """float64 errors, flat, with every non-finite one (NaN included) as +inf: a failure at any threshold."""
     errors = errors.to(torch.float64).flatten()
+    return errors.masked_fill(~torch.isfinite(errors), float("inf"))
+
+
+def ced_curve(errors: Tensor, threshold: float, steps: int = 1000) -> tuple[Tensor, Tensor]:
+    """Cumulative error distribution: fraction of faces with NME <= x for x in [0, threshold]; a
+    non-finite NME is never reached."""
+    xs = torch.linspace(0.0, threshold, steps, dtype=torch.float64)
+    errors = failures_as_inf(errors)
     fractions = (errors[None, :] <= xs[:, None]).to(torch.float64).mean(dim=1)
     return xs, fractions
 
@@ -77,16 +87,16 @@ def auc_at(errors: Tensor, threshold: float) -> Tensor:
     """Area under the CED curve up to `threshold`, divided by `threshold` (in [0, 1]).
 
     Exact, not sampled: the CED is a step function, and the area it leaves up to T is the mean over
-    faces of max(T - e, 0)."""
-    errors = errors.to(torch.float64).flatten()
+    faces of max(T - e, 0). A face with a non-finite NME adds 0."""
+    errors = failures_as_inf(errors)
     if errors.numel() == 0:
         return torch.tensor(float("nan"), dtype=torch.float64)
     return (threshold - errors).clamp(min=0.0).mean() / threshold
 
 
 def failure_rate_at(errors: Tensor, threshold: float) -> Tensor:
-    """Fraction of faces whose NME exceeds `threshold`."""
-    return (errors.to(torch.float64) > threshold).to(torch.float64).mean()
+    """Fraction of faces whose NME exceeds `threshold`; a non-finite NME (NaN too) is a failure."""
+    return (failures_as_inf(errors) > threshold).to(torch.float64).mean()
 
 
 def threshold_suffix(threshold: float) -> str:
@@ -100,6 +110,9 @@ class LandmarkNME(Metric):
 
     Faces carry their dataset index: a face seen twice (DistributedSampler pads the last batch under
     DDP) counts once, so N processes give exactly the single-process value.
+
+    A face whose prediction is not finite (NaN or inf anywhere) fails at every threshold and adds 0 to
+    the AUC, and makes the split's `nme` NaN: a mean over it has no finite value.
     """
 
     full_state_update = False
@@ -179,21 +192,26 @@ class LandmarkNME(Metric):
 
     def compute(self) -> dict[str, Tensor]:
         """`nme`, `auc_08` / `fr_08` style keys (threshold x 100), and `nme_occluded` /
-        `nme_visible` (mean error over those points) when visibility was given."""
+        `nme_visible` (mean error over those points) when visibility was given and such points exist.
+        `nme` is NaN when any face's NME is not finite; such a face is a failure in `fr_*` and adds 0
+        to `auc_*`."""
         keep = self._first_of_each_index()
         errors = self._state("errors")[keep]
-        result = {"nme": errors.mean()}
+        finite = bool(torch.isfinite(errors).all())
+        result = {"nme": errors.mean() if finite else errors.new_tensor(float("nan"))}
         for threshold in self.thresholds:
             suffix = threshold_suffix(threshold)
             result[f"auc_{suffix}"] = auc_at(errors, threshold)
             result[f"fr_{suffix}"] = failure_rate_at(errors, threshold)
-        # Only when every face came with visibility: the sums then line up with the faces.
+        # Only when every face came with visibility: the sums then line up with the faces. A split
+        # without occluded (or visible) points has no such key: not measured, rather than NaN.
         faces = len(self._state("errors"))
         if faces and len(self._state("visible_count")) == faces:
             for kind in ("occluded", "visible"):
                 total = self._state(f"{kind}_sum")[keep].sum()
                 count = self._state(f"{kind}_count")[keep].sum()
-                result[f"nme_{kind}"] = total / count if count > 0 else torch.tensor(float("nan"))
+                if count > 0:
+                    result[f"nme_{kind}"] = total / count
         return {name: value.float() for name, value in result.items()}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .atomic import atomic_write_bytes
 from .metrics import auc_at, ced_curve, failure_rate_at
 
 GROUND_TRUTH_RGB = (0, 255, 0)
@@ -38,11 +40,10 @@ def ced_legend(label: str, errors: np.ndarray, threshold: float) -> str:
 def plot_ced(
     curves: Mapping[str, np.ndarray], threshold: float, path: str | Path, title: str | None = None
 ) -> Path:
-    """Overlay the cumulative error distributions of `curves` up to `threshold` and save a 600x450 PNG."""
+    """Overlay the cumulative error distributions of `curves` up to `threshold` and save a 600x450 PNG
+    (written atomically). A face with a non-finite NME never reaches the curve."""
     if not threshold > 0:
         raise ValueError(f"CED threshold must be positive, got {threshold}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig = Figure(figsize=CED_FIGSIZE, dpi=CED_DPI)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -66,8 +67,9 @@ def plot_ced(
         ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     # No bbox_inches="tight": it would change the pixel size from run to run.
-    fig.savefig(path, dpi=CED_DPI)
-    return path
+    encoded = io.BytesIO()
+    fig.savefig(encoded, format="png", dpi=CED_DPI)
+    return atomic_write_bytes(path, encoded.getvalue())
 
 
 def _check_image(image: np.ndarray, name: str) -> None:
@@ -175,16 +177,11 @@ def figure6_panel(image: np.ndarray, occlusion_map: np.ndarray) -> np.ndarray:
 
 
 def save_png(image: np.ndarray, path: str | Path) -> Path:
-    """Write an RGB uint8 image as a PNG file, creating parent directories."""
+    """Write an RGB uint8 image as a PNG file, atomically, creating parent directories."""
     _check_image(image, "image")
     path = Path(path)
-    # Encoding in memory makes the file PNG whatever its extension, and lets write errors name the path.
+    # Encoded in memory: the file is PNG whatever its extension, and is written whole or not at all.
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"could not encode PNG for {path}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(encoded.tobytes())
-    except OSError as exc:
-        raise OSError(f"could not write PNG to {path}: {exc}") from exc
-    return path
+    return atomic_write_bytes(path, encoded.tobytes())

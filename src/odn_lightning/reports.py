@@ -6,12 +6,16 @@ points in original pixels), `ced_<split>.png` and `ced.png` (all splits overlaid
 paper's table: NME x 10^-2, AUC, FR, occlusion numbers), `predictions_<split>.png` (a grid of faces)
 and, for networks with the distillation module, `figure6_<split>.png` (image, P, image x P).
 `ValidationPictures` logs a prediction grid (and a Figure-6 panel) each validation epoch.
-Pictures go to W&B and TensorBoard when those loggers are on.
+Pictures go to W&B and TensorBoard when those loggers are on. Every file is written atomically.
+
+A split evaluated only in part (`trainer.limit_test_batches`) is said to be: report.md marks it, and
+`split_counts_metrics` gives its faces evaluated and faces in the split for metrics.json.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -21,6 +25,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
+from .atomic import ENCODING, ERRORS, atomic_open, atomic_write_text
 from .crop import from_normalised
 from .datatypes import Batch, EvalStepOutput
 from .imagenet import denormalise_image
@@ -43,9 +48,10 @@ def point_columns(prefix: str, num_landmarks: int) -> list[str]:
 
 
 def write_predictions(rows: Sequence[Mapping], path: Path) -> Path:
-    """rows: image_path, split, index, normalising_distance, nme, predicted (L, 2), target (L, 2) in pixels."""
+    """rows: image_path, split, index, normalising_distance, nme, predicted (L, 2), target (L, 2) in pixels.
+    Written atomically, UTF-8 with surrogate escapes: a non-UTF-8 image path is kept byte for byte."""
     num_landmarks = len(rows[0]["predicted"]) if rows else 0
-    with path.open("w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(
             FACE_COLUMNS + point_columns("pred", num_landmarks) + point_columns("gt", num_landmarks)
@@ -68,7 +74,7 @@ def write_predictions(rows: Sequence[Mapping], path: Path) -> Path:
 def read_predictions(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     """predictions.csv by split: `image_path`, `index`, `normalising_distance`, `nme` (N,), `predicted` and
     `target` (N, L, 2) in original pixels."""
-    with Path(path).open(newline="") as f:
+    with Path(path).open(encoding=ENCODING, errors=ERRORS, newline="") as f:
         rows = list(csv.DictReader(f))
     by_split: dict[str, dict[str, np.ndarray]] = {}
     if not rows:
@@ -107,9 +113,25 @@ def overlay_ced(
 # ------------------------------------------------------------------------------------- report.md
 
 
-def report_table(metrics: Mapping[str, float], splits: Sequence[str], thresholds: Sequence[float]) -> str:
+def truncated_splits(
+    metrics: Mapping[str, float | None], splits: Sequence[str]
+) -> dict[str, tuple[int, int]]:
+    """Splits evaluated only in part: split -> (faces evaluated, faces in the split)."""
+    out = {}
+    for split in splits:
+        faces = metrics.get(f"test/{split}/faces")
+        in_split = metrics.get(f"test/{split}/faces_in_split")
+        if faces is not None and in_split is not None and faces < in_split:
+            out[split] = (int(faces), int(in_split))
+    return out
+
+
+def report_table(
+    metrics: Mapping[str, float | None], splits: Sequence[str], thresholds: Sequence[float]
+) -> str:
     """The paper's table (NME x 10^-2 per split), with AUC and failure rate (%) at each threshold,
-    the mean-shape baseline and, where measured, the occlusion numbers."""
+    the mean-shape baseline and, where measured, the occlusion numbers. "-": not measured; "NaN": not
+    finite (a failed face makes a split's NME NaN); faces "8 of 12 (truncated)": evaluated in part."""
     header = ["split", "faces", "NME (x10^-2)"]
     for t in thresholds:
         header += [f"AUC@{t:g}", f"FR@{t:g} (%)"]
@@ -120,12 +142,19 @@ def report_table(metrics: Mapping[str, float], splits: Sequence[str], thresholds
     header += [names.get(k, "occluder AUROC") for k in shown]
 
     def cell(split: str, key: str, scale: float = 1.0, digits: int = 2) -> str:
-        value = metrics.get(f"test/{split}/{key}")
-        return "-" if value is None or value != value else f"{value * scale:.{digits}f}"
+        key = f"test/{split}/{key}"
+        if key not in metrics:
+            return "-"
+        value = metrics[key]
+        return "NaN" if value is None or math.isnan(value) else f"{value * scale:.{digits}f}"
 
+    truncated = truncated_splits(metrics, splits)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for split in splits:
-        row = [split, cell(split, "faces", digits=0), cell(split, "nme", 100)]
+        faces = cell(split, "faces", digits=0)
+        if split in truncated:
+            faces = "{} of {} (truncated)".format(*truncated[split])
+        row = [split, faces, cell(split, "nme", 100)]
         for t in thresholds:
             suffix = threshold_suffix(t)
             row += [cell(split, f"auc_{suffix}", digits=4), cell(split, f"fr_{suffix}", 100)]
@@ -142,9 +171,20 @@ def write_report(
     thresholds: Sequence[float],
     facts: Mapping[str, str],
     pictures: Sequence[str],
+    truncated_by: str = "trainer.limit_test_batches stopped the evaluation early",
 ) -> Path:
+    """report.md, written atomically; a line above the table names the splits evaluated only in part
+    and what cut them short (`truncated_by`)."""
     lines = ["# Evaluation report", ""]
     lines += [f"- {name}: {value}" for name, value in facts.items()]
+    truncated = truncated_splits(metrics, splits)
+    if truncated:
+        parts = ", ".join(f"{s} ({faces} of {total} faces)" for s, (faces, total) in truncated.items())
+        lines += [
+            "",
+            f"**Truncated splits**: {parts}. {truncated_by}: their numbers are of the faces "
+            "evaluated only, not of the benchmark.",
+        ]
     lines += ["", report_table(metrics, splits, thresholds)]
     lines += [
         "NME: mean point-to-point error divided by the normalising distance, averaged over faces (x10^-2 as "
@@ -155,8 +195,7 @@ def write_report(
         "",
     ]
     lines += [f"![{name}]({name})" for name in pictures]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 # -------------------------------------------------------------------------------------- pictures
@@ -208,6 +247,9 @@ class EvaluationReport(L.Callback):
         nme_normalisation: what divided the errors, as report.md states it.
         data: the dataset, as report.md names it.
         pictures: faces per prediction grid and Figure-6 panel; 0 for none.
+
+    After a test run, `split_counts` maps each split to (faces evaluated, faces in the split, or None
+    where its dataset's length is unknown); `split_counts_metrics` turns them into metrics.
     """
 
     def __init__(
@@ -225,9 +267,11 @@ class EvaluationReport(L.Callback):
         self.pictures = pictures
         self.rows: list[dict] = []
         self.picture_batches: dict[str, dict[str, np.ndarray]] = {}
+        self.dataloader_splits: dict[int, str] = {}
+        self.split_counts: dict[str, tuple[int, int | None]] = {}
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.rows, self.picture_batches = [], {}
+        self.rows, self.picture_batches, self.dataloader_splits, self.split_counts = [], {}, {}, {}
 
     def on_test_batch_end(
         self,
@@ -239,6 +283,7 @@ class EvaluationReport(L.Callback):
         dataloader_idx: int = 0,
     ) -> None:
         split = batch["split"][0]
+        self.dataloader_splits.setdefault(dataloader_idx, split)
         target = batch["target_px"].to(torch.float64).cpu().numpy()
         distance = outputs["normalising_distance"].detach().cpu().numpy()
         predicted = outputs["predicted_px"].detach().to(torch.float64).cpu().numpy()
@@ -266,10 +311,14 @@ class EvaluationReport(L.Callback):
         unique = {(row["split"], row["index"]): row for row in rows}
         splits = list(dict.fromkeys(row["split"] for row in rows))
         rows = sorted(unique.values(), key=lambda row: (splits.index(row["split"]), row["index"]))
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        errors = {s: np.array([r["nme"] for r in rows if r["split"] == s]) for s in splits}
+        in_split = self._faces_in_split(trainer)
+        self.split_counts = {s: (len(e), in_split.get(s)) for s, e in errors.items()}
+        # Also among the trainer's metrics: they reach the main process from spawned DDP workers.
+        counts = counts_as_metrics(self.split_counts)
+        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in counts.items()})
         write_predictions(rows, self.output_dir / PREDICTIONS_FILE)
 
-        errors = {s: np.array([r["nme"] for r in rows if r["split"] == s]) for s in splits}
         threshold = max(self.thresholds)
         pictures = []
         for split in splits:
@@ -285,7 +334,7 @@ class EvaluationReport(L.Callback):
                 pictures.append(name)
 
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-        metrics.update({f"test/{s}/faces": float(len(e)) for s, e in errors.items()})
+        metrics.update(counts_as_metrics(self.split_counts))
         net = pl_module.net
         facts = {
             "checkpoint": str(trainer.ckpt_path or "(weights in memory)"),
@@ -294,7 +343,49 @@ class EvaluationReport(L.Callback):
             "NME normalisation": self.nme_normalisation,
             "predictions": PREDICTIONS_FILE,
         }
-        write_report(self.output_dir / REPORT_FILE, metrics, splits, self.thresholds, facts, pictures)
+        limit = trainer.limit_test_batches  # an int counts batches, a float is a fraction
+        every_batch = isinstance(limit, float) and limit >= 1.0
+        skipped = (
+            "faces that failed to load were skipped (data.on_bad_sample=skip; see bad_samples_<split>.txt)"
+        )
+        cause = (
+            skipped
+            if every_batch
+            else f"trainer.limit_test_batches={limit} stopped the evaluation early, or {skipped}"
+        )
+        write_report(self.output_dir / REPORT_FILE, metrics, splits, self.thresholds, facts, pictures, cause)
+
+    def _faces_in_split(self, trainer: L.Trainer) -> dict[str, int]:
+        """Each seen split's length: that of the dataset of the test dataloader its batches came from."""
+        loaders = trainer.test_dataloaders
+        if loaders is not None and not isinstance(loaders, (list, tuple)):
+            loaders = [loaders]
+        sizes = {}
+        for idx, split in self.dataloader_splits.items():
+            dataset = getattr(loaders[idx], "dataset", None) if loaders and idx < len(loaders) else None
+            if dataset is not None and hasattr(dataset, "__len__"):
+                sizes[split] = len(dataset)
+        return sizes
+
+
+def counts_as_metrics(split_counts: Mapping[str, tuple[int, int | None]]) -> dict[str, float]:
+    out = {}
+    for split, (faces, in_split) in split_counts.items():
+        out[f"test/{split}/faces"] = float(faces)
+        if in_split is not None:
+            out[f"test/{split}/faces_in_split"] = float(in_split)
+    return out
+
+
+def split_counts_metrics(trainer: L.Trainer) -> dict[str, float]:
+    """`test/<split>/faces` (faces evaluated, each once) and `test/<split>/faces_in_split` of the last
+    test run, as its EvaluationReport counted them (on the global-zero process), for metrics.json:
+    faces below faces_in_split marks a truncated split. Empty without that callback."""
+    out: dict[str, float] = {}
+    for callback in trainer.callbacks:
+        if isinstance(callback, EvaluationReport):
+            out.update(counts_as_metrics(callback.split_counts))
+    return out
 
 
 class ValidationPictures(L.Callback):

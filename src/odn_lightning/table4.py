@@ -17,6 +17,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from .atomic import atomic_write_text
 from .config import CONFIG_DIR
 from .metrics import threshold_suffix
 from .reports import PREDICTIONS_FILE, overlay_ced
@@ -86,8 +87,12 @@ def read_sweep(sweep_dir: str | Path, variants: Sequence[str]) -> list[SweepRun]
 
 
 def _cell(run: SweepRun, split: str, key: str, scale: float, digits: int) -> str:
-    number = run.metrics.get(f"test/{split}/{key}")
-    return "-" if number is None else f"{number * scale:.{digits}f}"
+    """A number not measured (no key) is "-"; a non-finite one (null in metrics.json) is "NaN"."""
+    key = f"test/{split}/{key}"
+    if key not in run.metrics:
+        return "-"
+    number = run.metrics[key]
+    return "NaN" if number is None or number != number else f"{number * scale:.{digits}f}"
 
 
 def table_markdown(runs: Sequence[SweepRun], splits: Sequence[str], threshold: float) -> str:
@@ -139,7 +144,7 @@ def collect(
         table,
     ]
     text += [f"![{p.name}]({p.name})" for p in plots]
-    (sweep_dir / "table4.md").write_text("\n".join(text) + "\n")
+    atomic_write_text(sweep_dir / "table4.md", "\n".join(text) + "\n")
     return table, plots
 
 
