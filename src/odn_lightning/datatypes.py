@@ -61,6 +61,9 @@ class EvalStepOutput(NetworkOutput):
     normalising_distance: Tensor  # (B,) float64, what divided each face's mean error
 
 
-def collate_samples(samples: list[Sample]) -> Batch:
-    """The loaders' collate function: PyTorch's default collation, typed."""
-    return default_collate(samples)
+def collate_samples(samples: list[Sample | None]) -> Batch | None:
+    """The loaders' collate function: PyTorch's default collation, typed. None samples (faces left
+    out under data.on_bad_sample=skip) are dropped; a batch of only such faces is None (Lightning
+    skips a None training batch; the evaluation loaders leave it out)."""
+    kept = [sample for sample in samples if sample is not None]
+    return default_collate(kept) if kept else None

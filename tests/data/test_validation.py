@@ -144,6 +144,6 @@ def test_truncated_image_with_intact_header_is_found_by_decoding_and_by_the_load
     assert len(decoded) == 1 and "cut.jpg: not a readable image (image file is truncated" in str(decoded[0])
     dm.setup("fit")
     with pytest.raises(
-        OSError, match=r"cut.jpg: cannot read the image \(image file is truncated.*data-check"
+        OSError, match=r"cut.jpg: cannot decode the image \(image file is truncated.*data.on_bad_sample=skip"
     ):
         dm.datasets["train"][0]

@@ -9,18 +9,20 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.data import DataLoader
 
+from ..atomic import atomic_write_text
 from ..crop import apply_matrix, to_normalised
 from ..datatypes import collate_samples
 from ..schemes import get_scheme
-from .dataset import LandmarkDataset
+from .dataset import ON_BAD_SAMPLE, LandmarkDataset
 from .formats import PATH_ARGUMENTS, READERS, read_pts_folder
-from .records import AnnotationError, FaceRecord, checked, report
+from .records import DEFAULT_MAX_IMAGE_PIXELS, AnnotationError, FaceRecord, checked, report
+from .sampler import EpochSampler
 from .transforms import CropAugmentation, occlusion_augmentation, photometric_augmentation
 
 log = logging.getLogger(__name__)
-ON_BAD_SAMPLE = ("error", "skip")
 
 
 class DataRootError(FileNotFoundError):
@@ -29,6 +31,14 @@ class DataRootError(FileNotFoundError):
 
 class DataValidationError(ValueError):
     """Bad faces in a split: the message lists every bad file with its reason."""
+
+
+class EvalLoader(DataLoader):
+    """An evaluation loader that leaves out the batches whose every face was skipped (None, see
+    `collate_samples`): Lightning's evaluation loop, unlike its training loop, does not."""
+
+    def __iter__(self):
+        return (batch for batch in super().__iter__() if batch is not None)
 
 
 def source_paths(source: str | Mapping) -> list[str]:
@@ -76,18 +86,30 @@ class LandmarkDataModule(L.LightningDataModule):
         how_to_get: str = "",
         on_bad_sample: str = "error",
         bad_samples_dir: str | None = None,
+        max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
         expected_counts: Mapping[str, int] | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
+        # Plain containers only (no OmegaConf objects): checkpoints hold these and load weights-only.
         self.save_hyperparameters(logger=False)
+        for key, value in self.hparams.items():
+            if isinstance(value, (DictConfig, ListConfig)):
+                self.hparams[key] = OmegaConf.to_container(value, resolve=True)
         if on_bad_sample not in ON_BAD_SAMPLE:
             raise ValueError(f"data.on_bad_sample={on_bad_sample!r}; choose one of {ON_BAD_SAMPLE}")
+        if max_image_pixels is not None and (type(max_image_pixels) is not int or max_image_pixels < 1):
+            raise ValueError(
+                f"data.max_image_pixels={max_image_pixels!r}; give a positive whole number of pixels, "
+                "or null for no limit"
+            )
         self.scheme = get_scheme(scheme)
         for split in (train_split, val_split, *test_splits):
             if split not in splits:
                 raise ValueError(f"data split '{split}' is not defined in data.splits ({sorted(splits)})")
         self.root = Path(root)
         self.datasets: dict[str, LandmarkDataset] = {}
+        self._resume_at: tuple[int, int] | None = None
 
     @property
     def eval_split_names(self) -> list[str]:
@@ -126,12 +148,14 @@ class LandmarkDataModule(L.LightningDataModule):
         self, split: str, problems: list[AnnotationError] | None = None, decode_images: bool = False
     ) -> list[FaceRecord]:
         """The faces of a split; bad ones raise, or go to `problems` when it is a list. Images are
-        checked by their header, or fully decoded with `decode_images` (finds truncated files)."""
+        checked by their header (size within `max_image_pixels` included), or fully decoded with
+        `decode_images` (finds truncated files)."""
+        limit = self.hparams.max_image_pixels
         return [
             record
             for source in self.hparams.splits[split]
             for record in checked(
-                self._read(source, problems), self.scheme.num_landmarks, problems, decode_images
+                self._read(source, problems), self.scheme.num_landmarks, problems, decode_images, limit
             )
         ]
 
@@ -155,7 +179,8 @@ class LandmarkDataModule(L.LightningDataModule):
 
     def checked_records(self, split: str) -> list[FaceRecord]:
         """The good faces of a split: bad ones stop the run with a full report, or are skipped
-        (`on_bad_sample=skip`) with their list written to `bad_samples_dir`."""
+        (`on_bad_sample=skip`) with their list written to `bad_samples_dir` (where the dataset adds
+        the images that fail to decode later, when their samples are made)."""
         problems: list[AnnotationError] = []
         records = self.records(split, problems)
         if not problems:
@@ -169,8 +194,7 @@ class LandmarkDataModule(L.LightningDataModule):
         where = "the log above"
         if self.hparams.bad_samples_dir:
             path = Path(self.hparams.bad_samples_dir) / f"bad_samples_{split}.txt"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("".join(f"{problem}\n" for problem in problems))
+            atomic_write_text(path, "".join(f"{problem}\n" for problem in problems))
             where = str(path)
         log.warning(
             f"split '{split}': skipped {len(problems)} bad faces (data.on_bad_sample=skip); list in {where}"
@@ -202,6 +226,9 @@ class LandmarkDataModule(L.LightningDataModule):
             occlusion,
             hp.crop_box,
             occluder_masks=not train,
+            on_bad_sample=hp.on_bad_sample,
+            bad_samples_dir=hp.bad_samples_dir,
+            max_image_pixels=hp.max_image_pixels,
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -228,16 +255,44 @@ class LandmarkDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         hp = self.hparams
-        return DataLoader(
-            self.datasets[split],
+        dataset = self.datasets[split]
+        return (DataLoader if train else EvalLoader)(
+            dataset,
             batch_size=hp.batch_size if train else (hp.eval_batch_size or hp.batch_size),
-            shuffle=train,
-            drop_last=train and len(self.datasets[split]) > hp.batch_size,
+            sampler=self._train_sampler(len(dataset)) if train else None,
+            drop_last=train and len(dataset) > hp.batch_size,
             num_workers=hp.num_workers,
             pin_memory=hp.pin_memory,
             persistent_workers=hp.num_workers > 0,
             collate_fn=collate_samples,
         )
+
+    def _train_sampler(self, size: int) -> EpochSampler:
+        """The training order and augmentation seeds (`EpochSampler`); a resumed fit starts where its
+        checkpoint left the epoch under way."""
+        sampler = EpochSampler(size, self.hparams.seed)
+        if self._resume_at is not None:
+            sampler.resume(*self._resume_at)
+            self._resume_at = None
+        return sampler
+
+    def state_dict(self) -> dict[str, int]:
+        """Where training stands in its epoch, for checkpoints: the epoch and the faces trained on."""
+        trainer = self.trainer
+        if trainer is None or not trainer.training:
+            return {}
+        epochs = trainer.fit_loop.epoch_progress.current
+        if epochs.processed >= epochs.started:  # between epochs: the next one starts at its beginning
+            return {"epoch": epochs.processed, "position": 0}
+        # In an epoch: its processed batches (a checkpoint written in on_train_batch_end counts the
+        # batch under way as done, as Lightning does when it restores one).
+        batches = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"epoch": epochs.processed, "position": batches * self.hparams.batch_size}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        # Lightning restores this before it builds the training loader.
+        if "epoch" in state_dict:
+            self._resume_at = (int(state_dict["epoch"]), int(state_dict["position"]))
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.hparams.train_split, train=True)

@@ -2,35 +2,70 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import albumentations as A
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
+from ..atomic import shown
 from ..crop import apply_matrix, crop_matrix, face_box, to_normalised
 from ..datatypes import Sample
 from ..imagenet import normalise_image
 from ..schemes import LandmarkScheme
-from .records import FaceRecord
+from .records import (
+    DECODE_ERRORS,
+    DEFAULT_MAX_IMAGE_PIXELS,
+    FaceRecord,
+    ImageDecodeError,
+    decode_reason,
+    open_image,
+)
+from .sampler import SEED_BOUND, SampleKey
 from .transforms import CropAugmentation, covered_points, jitter_matrix, warp_crop
 
+log = logging.getLogger(__name__)
 CROP_BOXES = ("landmarks", "dataset")
+ON_BAD_SAMPLE = ("error", "skip")
+DECODE_ADVICE = "fix or remove it, or leave such faces out with data.on_bad_sample=skip"
 
 
-def load_rgb(path) -> np.ndarray:
-    """HxWx3 uint8 RGB in stored pixel order. Pillow, not OpenCV: OpenCV decodes what is left of a
-    truncated JPEG with only a warning, and turns images by their EXIF orientation, which the
-    annotations (made on the stored pixels) do not follow."""
+def load_image(path, mode: str = "RGB", max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+    """The image in Pillow `mode` ("RGB": HxWx3 uint8) in stored pixel order. Pillow, not OpenCV:
+    OpenCV decodes what is left of a truncated JPEG with only a warning, and turns images by their
+    EXIF orientation, which the annotations (made on the stored pixels) do not follow. A file that
+    fails to decode, or is over `max_pixels` (None: no limit), raises ImageDecodeError."""
     try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (OSError, SyntaxError, ValueError) as err:
-        raise OSError(
-            f"{path}: cannot read the image ({err}); `make data-check` lists every such file"
+        with open_image(path, max_pixels) as image:
+            return np.asarray(image.convert(mode))
+    except ImageDecodeError:
+        raise
+    except DECODE_ERRORS as err:
+        raise ImageDecodeError(
+            f"{shown(path)}: cannot decode the image ({decode_reason(err)})", DECODE_ADVICE
         ) from err
+
+
+def load_rgb(path, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+    """HxWx3 uint8 RGB in stored pixel order (`load_image`)."""
+    return load_image(path, "RGB", max_pixels)
+
+
+def append_line(path: Path, line: str) -> None:
+    """Add `line` to a text file unless it holds it already; one write with O_APPEND, so the lines of
+    loader workers writing at once do not interleave."""
+    if path.is_file() and line in path.read_text(errors="surrogateescape").splitlines():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        os.write(fd, f"{line}\n".encode("utf-8", "surrogateescape"))
+    finally:
+        os.close(fd)
 
 
 class LandmarkDataset(Dataset):
@@ -40,6 +75,10 @@ class LandmarkDataset(Dataset):
     The crop is a square about the face box enlarged by `crop_margin`; `crop_box` says whose box:
     "landmarks" (tight box of the points) or "dataset" (the box the dataset gives, e.g. WFLW's).
     `occlusion` pastes random patches (training only) and flags the landmarks under them occluded.
+
+    An image that fails to decode (or is over `max_image_pixels`) when a sample is made raises
+    ImageDecodeError with `on_bad_sample="error"`; with "skip" the sample is None (`collate_samples`
+    drops it), a warning names the file and `bad_samples_dir/bad_samples_<split>.txt` lists it.
     """
 
     def __init__(
@@ -54,6 +93,9 @@ class LandmarkDataset(Dataset):
         occlusion: A.BasicTransform | None = None,
         crop_box: str = "landmarks",
         occluder_masks: bool = False,
+        on_bad_sample: str = "error",
+        bad_samples_dir: str | Path | None = None,
+        max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
     ) -> None:
         self.records = list(records)
         self.scheme = scheme
@@ -66,6 +108,12 @@ class LandmarkDataset(Dataset):
         if crop_box not in CROP_BOXES:
             raise ValueError(f"data.crop_box={crop_box!r}; choose one of {CROP_BOXES}")
         self.crop_box = crop_box
+        if on_bad_sample not in ON_BAD_SAMPLE:
+            raise ValueError(f"data.on_bad_sample={on_bad_sample!r}; choose one of {ON_BAD_SAMPLE}")
+        self.on_bad_sample = on_bad_sample
+        self.bad_samples_dir = Path(bad_samples_dir) if bad_samples_dir else None
+        self.max_image_pixels = max_image_pixels
+        self._skipped: set[int] = set()  # faces this process has reported
         self.occluder_masks = occluder_masks and all(r.mask_path is not None for r in self.records)
         for record in self.records:
             if len(record.landmarks) != scheme.num_landmarks:
@@ -96,14 +144,42 @@ class LandmarkDataset(Dataset):
         """The box that normalises box-based NMEs: the dataset's, else the landmarks' tight box."""
         return np.asarray(record.box if record.box is not None else face_box(record.landmarks), np.float64)
 
-    def __getitem__(self, index: int) -> Sample:
+    def __getitem__(self, key: int | SampleKey) -> Sample | None:
+        """The sample of face `key`: an index, or a `SampleKey` (index and seed) from the training
+        sampler, whose seed then drives every random draw of the sample. None: the face's image did
+        not decode and `on_bad_sample` is "skip"."""
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        try:
+            return self._sample(index, seed)
+        except ImageDecodeError as err:
+            if self.on_bad_sample == "error":
+                raise
+            self._skip(index, err)
+            return None
+
+    def _skip(self, index: int, err: ImageDecodeError) -> None:
+        if index in self._skipped:
+            return
+        self._skipped.add(index)
+        where = "no list written (no data.bad_samples_dir)"
+        if self.bad_samples_dir is not None:
+            path = self.bad_samples_dir / f"bad_samples_{self.split}.txt"
+            try:
+                append_line(path, err.problem)
+                where = f"listed in {shown(path)}"
+            except OSError as write_err:
+                where = f"cannot list it in {shown(path)} ({decode_reason(write_err)})"
+        log.warning(f"split '{self.split}': skipped {err.problem} (data.on_bad_sample=skip); {where}")
+
+    def _sample(self, index: int, seed: int | None) -> Sample:
         record = self.records[index]
         matrix = self.eval_matrix(record)
         landmarks = record.landmarks
         visible = record.visible if record.visible is not None else np.ones(len(landmarks), dtype=bool)
-        # Every random draw of a sample derives from one torch draw; torch's generator is seeded per
-        # worker by the DataLoader, so training samples are reproducible by the run's seed.
-        seed = int(torch.randint(0, 2**31 - 3, (1,))) if self.is_augmented else 0
+        # Every random draw of a sample derives from one seed: the sampler's (a function of the run's
+        # seed, the epoch and the position), else one torch draw (a dataset used on its own).
+        if seed is None:
+            seed = int(torch.randint(0, SEED_BOUND, (1,))) if self.is_augmented else 0
         if self.augmentation is not None:
             rng = np.random.default_rng(seed)
             aug = self.augmentation
@@ -115,7 +191,7 @@ class LandmarkDataset(Dataset):
                 # After mirroring, point i of the scheme sits where point perm[i] was.
                 perm = np.asarray(self.scheme.flip_permutation)
                 landmarks, visible = landmarks[perm], visible[perm]
-        image = warp_crop(load_rgb(record.image_path), matrix, self.image_size)
+        image = warp_crop(load_rgb(record.image_path, self.max_image_pixels), matrix, self.image_size)
         if self.photometric is not None:
             self.photometric.set_random_seed(seed + 1)
             image = self.photometric(image=image)["image"]
@@ -138,6 +214,6 @@ class LandmarkDataset(Dataset):
             image_path=str(record.image_path),
         )
         if self.occluder_masks:
-            mask = np.asarray(Image.open(record.mask_path).convert("L"))
+            mask = load_image(record.mask_path, "L", self.max_image_pixels)
             sample["occluder_mask"] = torch.from_numpy(warp_crop(mask, matrix, self.image_size, nearest=True))
         return sample

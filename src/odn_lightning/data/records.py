@@ -8,19 +8,43 @@ faces there instead and goes on, so that one pass reports every bad file (`repor
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from ..atomic import shown
+
 # Per-landmark occlusion flags, a bit mask (`FaceRecord.occlusion`, `.occ` files): 0 visible.
 OCCLUDED_BY_OBJECT = 1
 SELF_OCCLUDED = 2
 
 
+# Pillow's own error threshold (2 x Image.MAX_IMAGE_PIXELS): the default of data.max_image_pixels.
+DEFAULT_MAX_IMAGE_PIXELS = 178_956_970
+
+
 class AnnotationError(ValueError):
     """An annotation or image that cannot be used; the message names the file and the reason."""
+
+
+class ImageDecodeError(OSError):
+    """An image that fails to decode, or is refused undecoded (over data.max_image_pixels), while a
+    dataset reads it. `str()` is one line: the file, the problem and what to do; `problem` is the
+    same line without the advice."""
+
+    def __init__(self, problem: str, advice: str | None = None) -> None:
+        # One positional argument is enough: a DataLoader worker's error is re-raised as `cls(message)`.
+        super().__init__(f"{problem}; {advice}" if advice else problem)
+        self.problem = problem
+
+
+TOO_LARGE_ADVICE = "raise it (or set it to null) if you trust the file"
 
 
 @dataclass(frozen=True)
@@ -59,17 +83,65 @@ def report(err: AnnotationError, problems: list[AnnotationError] | None) -> None
     problems.append(err)
 
 
-def image_dimensions(path: Path, decode: bool = False) -> tuple[int, int]:
+# What Pillow raises on a file it cannot parse or decode.
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+_pillow_limit = threading.RLock()  # re-entrant: an image may be opened inside another's block
+
+
+def too_large(path: Path | str, size: tuple[int, int], max_pixels: int | None) -> str | None:
+    """Why an image of `size` (width, height) is refused under `max_pixels` (None: no limit), or None."""
+    width, height = size
+    pixels = width * height
+    if max_pixels is None or pixels <= max_pixels:
+        return None
+    millions = f"{pixels / 1e6:.0f}" if pixels >= 1e7 else f"{pixels / 1e6:.1f}"
+    return (
+        f"{shown(path)}: {width}x{height} pixels ({millions} M) is more than "
+        f"data.max_image_pixels={max_pixels}"
+    )
+
+
+@contextmanager
+def open_image(path: Path | str, max_pixels: int | None) -> Iterator[Image.Image]:
+    """`Image.open` under `max_pixels` instead of Pillow's global limit: the size is read from the
+    header and an image above the limit raises ImageDecodeError before any pixel is decoded. Pillow's
+    `Image.MAX_IMAGE_PIXELS` is lifted only while the block runs (under a lock), then restored."""
+    with _pillow_limit:
+        previous = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            with Image.open(path) as image:
+                refusal = too_large(path, image.size, max_pixels)
+                if refusal:
+                    raise ImageDecodeError(refusal, TOO_LARGE_ADVICE)
+                yield image
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
+
+
+def decode_reason(err: BaseException) -> str:
+    """Pillow's reason as a few words on one line (the path is named elsewhere)."""
+    if isinstance(err, OSError) and err.errno is not None:
+        return os.strerror(err.errno)
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def image_dimensions(
+    path: Path, decode: bool = False, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS
+) -> tuple[int, int]:
     """(width, height) of an image file from its header; `decode` also decodes the pixels, which
-    finds truncated files whose header is intact (slower: data-check does it, training does not)."""
+    finds truncated files whose header is intact (slower: data-check does it, training does not).
+    An image over `max_pixels` (None: no limit) is refused from its header."""
     if not path.is_file():
         raise AnnotationError(f"{path}: image file is missing")
     try:
-        with Image.open(path) as image:
+        with open_image(path, max_pixels) as image:
             if decode:
                 image.load()
             return image.size
-    except (OSError, SyntaxError, ValueError) as err:
+    except ImageDecodeError as err:
+        raise AnnotationError(str(err)) from err
+    except DECODE_ERRORS as err:
         raise AnnotationError(f"{path}: not a readable image ({err})") from err
 
 
@@ -96,12 +168,14 @@ def checked(
     num_landmarks: int | None,
     problems: list[AnnotationError] | None = None,
     decode_images: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> list[FaceRecord]:
-    """The records whose image is readable and whose points fit it; the others are reported."""
+    """The records whose image is readable (and within `max_pixels`) and whose points fit it; the
+    others are reported."""
     good = []
     for record in records:
         try:
-            dimensions = image_dimensions(record.image_path, decode_images)
+            dimensions = image_dimensions(record.image_path, decode_images, max_pixels)
             check_landmarks(record.source, record.landmarks, num_landmarks, dimensions)
         except AnnotationError as err:
             report(err, problems)

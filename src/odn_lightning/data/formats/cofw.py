@@ -3,11 +3,13 @@ occlusion", ICCV 2013; http://www.vision.caltech.edu/xpburgos/ICCV13/)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ...atomic import OutputWriteError, atomic_write_bytes, shown
 from ...schemes import COFW29
 from ..records import OCCLUDED_BY_OBJECT, AnnotationError, FaceRecord, report
 from .matlab import load_mat
@@ -26,6 +28,25 @@ def _mat_images(path: Path, key: str, cell: np.ndarray) -> list[np.ndarray]:
     return images
 
 
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Write an RGB (or grey) image as PNG atomically: a run killed midway leaves no partial file
+    that later runs would reuse."""
+    bgr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".png", bgr)
+    if not ok:
+        raise OSError(f"{path}: cannot encode the COFW image as PNG")
+    try:
+        atomic_write_bytes(path, encoded.tobytes())
+    except OutputWriteError as err:  # its advice is about run outputs; this is the data's folder
+        reason = os.strerror(err.errno) if err.errno else str(err)
+        raise OutputWriteError(
+            f"cannot write {shown(path)} ({reason}): COFW's images are written there as PNG on first "
+            "use; make that folder writable, with free space",
+            path,
+            err.__cause__ if isinstance(err.__cause__, OSError) else None,
+        ) from err
+
+
 def read_cofw_mat(
     mat_file: str | Path, image_dir: str | Path | None = None, problems: list[AnnotationError] | None = None
 ) -> list[FaceRecord]:
@@ -38,7 +59,8 @@ def read_cofw_mat(
     (x-1, y-1, x-1+w, y-1+h).
 
     The images live inside the .mat, so they are written once as PNG to `image_dir` (default: a folder
-    `<mat stem>_images` next to the .mat) as `cofw_{split}_{i:04d}.png`; existing files are reused.
+    `<mat stem>_images` next to the .mat) as `cofw_{split}_{i:04d}.png`, each atomically (whole or
+    not at all); existing files are reused.
     Both files are published as MATLAB v7.3 (HDF5) and read with h5py; v7 files are read too.
     """
     path = Path(mat_file)
@@ -78,9 +100,7 @@ def read_cofw_mat(
             continue
         image_path = image_dir / f"cofw_{split}_{i:04d}.png"
         if not image_path.exists():
-            bgr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-            if not cv2.imwrite(str(image_path), bgr):
-                raise OSError(f"{image_path}: cannot write the COFW image")
+            write_png(image_path, image)
         xs, ys = phis[i, :count], phis[i, count : 2 * count]
         landmarks = (np.stack([xs, ys], axis=1) - 1.0).astype(np.float32)
         occlusion = np.where(occluded[i] > 0, OCCLUDED_BY_OBJECT, 0).astype(np.uint8)
