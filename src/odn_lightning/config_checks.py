@@ -1,0 +1,260 @@
+"""Refuse bad config values before a run starts, in one line: the key, the value and what to give.
+
+`check_config(cfg)` runs on the composed config at the start of `train` and `eval`, so that
+`data.batch_size=abc` ends the run with `error: data.batch_size=abc: expected a positive integer
+(e.g. data.batch_size=32)` rather than a traceback from deep inside PyTorch or Lightning. Only keys the
+config holds are checked (eval's config has no `model` until the checkpoint fills it); the first
+problem found is reported. Values Lightning checks well itself (`trainer.precision`, devices) are
+left to it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lightning.fabric.utilities.seed import max_seed_value, min_seed_value
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from .data.dataset import CROP_BOXES, ON_BAD_SAMPLE
+from .metrics import NORMALISATIONS
+from .models.low_rank import READOUTS
+from .module import ON_NON_FINITE
+from .schemes import SCHEMES, get_scheme
+
+# eval's `data` before the checkpoint fills it (conf/data/_from_checkpoint.yaml): scheme and root
+# are still null there, and come from the checkpoint.
+FROM_CHECKPOINT = "from_checkpoint"
+_ABSENT = object()
+
+
+class ConfigError(ValueError):
+    """A config value the run cannot use. The message is one line: `key=value: what to give`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split("\n")))
+
+
+# A check returns None for a good value, else what is expected ("a positive integer").
+Check = Callable[[Any], str | None]
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int subclass, but `data.batch_size=true` is a mistake, not 1.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def positive_int(value: Any) -> str | None:
+    return None if _is_int(value) and value >= 1 else "a positive integer"
+
+
+def non_negative_int(value: Any) -> str | None:
+    return None if _is_int(value) and value >= 0 else "an integer >= 0"
+
+
+def int_at_least(low: int, why: str = "") -> Check:
+    return lambda value: None if _is_int(value) and value >= low else f"an integer >= {low}{why}"
+
+
+def number_at_least(low: float) -> Check:
+    return lambda value: None if _is_number(value) and value >= low else f"a number >= {low}"
+
+
+def number_above(low: float) -> Check:
+    return lambda value: None if _is_number(value) and value > low else f"a number > {low}"
+
+
+def number_between(low: float, high: float) -> Check:
+    return lambda value: (
+        None if _is_number(value) and low <= value <= high else f"a number in [{low}, {high}]"
+    )
+
+
+def one_of(values: tuple) -> Check:
+    return lambda value: None if isinstance(value, str) and value in values else f"one of {', '.join(values)}"
+
+
+def boolean(value: Any) -> str | None:
+    # `model.net.use_gm=yes` arrives as the (truthy) string "yes": refuse it rather than guess.
+    return None if isinstance(value, bool) else "true or false"
+
+
+def nullable(check: Check) -> Check:
+    def checked(value: Any) -> str | None:
+        problem = None if value is None else check(value)
+        return problem and f"null or {problem}"
+
+    return checked
+
+
+def scheme_name(value: Any) -> str | None:
+    try:
+        get_scheme(value)  # the registry of schemes decides; unhashable values are not names either
+    except (ValueError, TypeError):
+        return f"a landmark scheme: one of {', '.join(sorted(SCHEMES))}"
+    return None
+
+
+def max_epochs(value: Any) -> str | None:
+    # Lightning: -1 trains without an epoch limit, null falls back to its own default.
+    ok = value is None or (_is_int(value) and (value >= 1 or value == -1))
+    return None if ok else "an integer >= 1, or -1 for no limit"
+
+
+def limit_batches(value: Any) -> str | None:
+    # Lightning reads an int as a number of batches and a float as a fraction of them.
+    ok = value is None or (_is_int(value) and value >= 0)
+    ok = ok or (isinstance(value, float) and 0.0 <= value <= 1.0)
+    return None if ok else "null, a number of batches >= 0, or a fraction in [0.0, 1.0]"
+
+
+def seed_value(value: Any) -> str | None:
+    # The range Lightning's seed_everything (NumPy's) accepts.
+    ok = _is_int(value) and min_seed_value <= value <= max_seed_value
+    return None if ok else f"an integer in [{min_seed_value}, {max_seed_value}]"
+
+
+# The network strides 32: GM and the occlusion map P act on a ceil(image_size/32)^2 grid. Smaller crops
+# still run (convolution padding) but give the same 1 x 1 grid from less image: 32 px is the least crop
+# that fills one grid cell.
+IMAGE_SIZE_WHY = (
+    ", as the network down-samples by 32 and its GM and occlusion map P act on the image_size/32 grid"
+)
+OBJECTIVE_WEIGHTS = ("alpha", "beta", "gamma", "lam", "eta")
+
+# (key, check, an example value for the message), checked in this order; keys a config lacks are skipped.
+# `seed` precedes data.seed (which interpolates it), data.scheme the model keys that interpolate it.
+CHECKS: tuple[tuple[str, Check, str], ...] = (
+    ("seed", seed_value, "42"),
+    ("test", boolean, "true"),
+    ("data.scheme", scheme_name, "ibug68"),
+    ("data.image_size", int_at_least(32, IMAGE_SIZE_WHY), "224"),
+    ("data.batch_size", positive_int, "32"),
+    ("data.eval_batch_size", nullable(positive_int), "64"),
+    ("data.num_workers", non_negative_int, "2"),
+    ("data.pin_memory", boolean, "false"),
+    ("data.crop_margin", number_at_least(0), "0.25"),
+    ("data.crop_box", one_of(CROP_BOXES), "landmarks"),
+    ("data.nme_normalisation", one_of(NORMALISATIONS), "inter_ocular"),
+    ("data.on_bad_sample", one_of(ON_BAD_SAMPLE), "skip"),
+    ("data.max_image_pixels", nullable(positive_int), "178956970"),
+    ("data.seed", seed_value, "42"),
+    ("data.augmentation.rotation", number_at_least(0), "15.0"),
+    ("data.augmentation.translation", number_at_least(0), "0.05"),
+    ("data.augmentation.flip", boolean, "true"),
+    ("data.occlusion.probability", number_between(0, 1), "0.5"),
+    ("data.synthetic.generate", boolean, "true"),
+    ("data.synthetic.image_size", positive_int, "256"),
+    ("trainer.max_epochs", max_epochs, "30"),
+    *(
+        (f"trainer.limit_{stage}_batches", limit_batches, "0.25")
+        for stage in ("train", "val", "test", "predict")
+    ),
+    ("trainer.check_val_every_n_epoch", nullable(positive_int), "1"),
+    ("trainer.accumulate_grad_batches", positive_int, "1"),
+    ("model.scheme", scheme_name, "ibug68"),
+    ("model.nme_normalisation", one_of(NORMALISATIONS), "inter_ocular"),
+    ("model.on_non_finite", one_of(ON_NON_FINITE), "skip"),
+    ("model.channels_last", boolean, "true"),
+    ("model.net.num_landmarks", positive_int, "68"),
+    *((f"model.net.{switch}", boolean, "true") for switch in ("use_gm", "use_dm", "use_lm", "pretrained")),
+    ("model.net.readout", nullable(one_of(READOUTS)), "conv_pool"),
+    ("model.optimizer.lr", number_above(0), "0.001"),
+    *((f"model.objective.{weight}", number_at_least(0), "1e-5") for weight in OBJECTIVE_WEIGHTS),
+)
+
+
+def _show(value: Any) -> str:
+    """A value as it would be written on the command line."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (DictConfig, ListConfig)):
+        value = OmegaConf.to_container(value, resolve=False)
+    return str(value) if value != "" else "''"
+
+
+def _raw(cfg: DictConfig, key: str) -> str:
+    """The unresolved value of `key` (an interpolation that failed), or '?' where even that fails."""
+    parent, _, name = key.rpartition(".")
+    try:
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        return _show(OmegaConf.to_container(node, resolve=False)[name])
+    except Exception:
+        return "?"
+
+
+def _value(cfg: DictConfig, key: str, example: str) -> Any:
+    """The resolved value of `key`, _ABSENT when the config lacks it; unresolvable values are refused."""
+    try:
+        return OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=True)
+    except MissingMandatoryValue:
+        raise ConfigError(f"{key}=???: not set; give it, e.g. {key}={example}") from None
+    except OmegaConfBaseException as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(
+            f"{key}={_raw(cfg, key)}: cannot be resolved ({reason}); fix the interpolation or give a value, "
+            f"e.g. {key}={example}"
+        ) from None
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise ConfigError, one line, for the first bad value of the composed config; None when fine."""
+    filled_later = _value(cfg, "data.name", "synthetic") == FROM_CHECKPOINT
+    for key, check, example in CHECKS:
+        value = _value(cfg, key, example)
+        if value is _ABSENT or (filled_later and value is None and key == "data.scheme"):
+            continue
+        expected = check(value)
+        if expected:
+            raise ConfigError(f"{key}={_show(value)}: expected {expected} (e.g. {key}={example})")
+    _check_data_root(cfg, filled_later)
+    _check_model_matches_data(cfg)
+
+
+def _check_data_root(cfg: DictConfig, filled_later: bool) -> None:
+    # A missing root is the data module's to report (with how to get the data, or generating it);
+    # a root that is a file would fail later with an obscure error, or the generator writing into it.
+    root = _value(cfg, "data.root", "/path/to/data")
+    if root is _ABSENT or (root is None and filled_later):
+        return
+    if root is None or isinstance(root, (bool, DictConfig, ListConfig)) or root == "":
+        raise ConfigError(f"data.root={_show(root)}: expected a folder (e.g. data.root=/path/to/data)")
+    if Path(str(root)).is_file():
+        synthetic = _value(cfg, "data.synthetic", "null")
+        if synthetic is not None and synthetic is not _ABSENT:
+            raise ConfigError(
+                f"data.root={root} is a file; point it to a folder (the synthetic faces are generated there)"
+            )
+        name = _value(cfg, "data.name", "synthetic")
+        raise ConfigError(
+            f"data.root={root} is a file; point it to the folder that holds the {_show(name)} dataset"
+        )
+
+
+def _check_model_matches_data(cfg: DictConfig) -> None:
+    # Both schemes and the point count are valid by now (CHECKS); here they must agree.
+    data_scheme = _value(cfg, "data.scheme", "ibug68")
+    if data_scheme in (None, _ABSENT):
+        return
+    model_scheme = _value(cfg, "model.scheme", "ibug68")
+    if model_scheme is not _ABSENT and model_scheme != data_scheme:
+        raise ConfigError(
+            f"model.scheme={model_scheme} but data.scheme={data_scheme}; leave model.scheme to its "
+            "default `${data.scheme}`"
+        )
+    num_landmarks = _value(cfg, "model.net.num_landmarks", "68")
+    points = get_scheme(data_scheme).num_landmarks
+    if num_landmarks is not _ABSENT and num_landmarks != points:
+        raise ConfigError(
+            f"model.net.num_landmarks={num_landmarks} but data.scheme={data_scheme} has {points} points; "
+            "leave model.net.num_landmarks to its default `${odn.num_landmarks:${data.scheme}}`"
+        )
