@@ -88,8 +88,10 @@ def test_logger_options_always_include_csv(option, tmp_path):
 
 
 def test_eval_config_composes_with_and_without_data(tmp_path):
-    cfg = compose_config("eval", ["ckpt_path=x.ckpt"], tmp_path)
-    assert cfg.get("data") is None
+    # Without data=, a placeholder that takes data.KEY=VALUE overrides of the checkpoint's data config.
+    cfg = compose_config("eval", ["ckpt_path=x.ckpt", "data.batch_size=8", "data.root=/elsewhere"], tmp_path)
+    assert cfg.data.name == "from_checkpoint"
+    assert (cfg.data.batch_size, cfg.data.root) == (8, "/elsewhere")
     cfg = compose_config("eval", ["ckpt_path=x.ckpt", "data=w300"], tmp_path)
     assert cfg.data.name == "w300"
 

@@ -86,6 +86,13 @@ def test_ddp_cpu_fits_with_two_processes_and_tests_like_one(train_config, tmp_pa
     # Both processes' faces reach one predictions.csv, each face once.
     rows = (tmp_path / "run" / "predictions.csv").read_text().splitlines()
     assert len(rows) == 1 + 8 + 4 + 12
+    assert (metrics["test/full/faces"], metrics["test/full/faces_in_split"]) == (12, 12)
+    # One batch of 2 faces per process and split: 4 of common's 8 faces, counted over both processes
+    # and said to be a part.
+    overrides = ["trainer=ddp_cpu", "trainer.limit_test_batches=1", "data.eval_batch_size=2"]
+    cut = evaluate(compose_config("eval", [f"ckpt_path={best}", *overrides], tmp_path / "ev_cut"), overrides)
+    assert (cut["test/common/faces"], cut["test/common/faces_in_split"]) == (4, 8)
+    assert "common (4 of 8 faces)" in (tmp_path / "ev_cut" / "report.md").read_text()
 
 
 @pytest.mark.slow

@@ -1,54 +1,55 @@
 """Evaluation entry point: `python -m odn_lightning.eval ckpt_path=PATH` (or `odn-eval`).
 
-Without `data=`, the data config stored in the checkpoint is used, with the test-batch limit of the
-run that wrote it: the run's own test numbers are reproduced. With `data=NAME` any dataset with the
-same landmark scheme is evaluated, at the crop size the model was trained with unless
+The checkpoint is read weights-only and its model rebuilt from the suite's registry
+(`odn_lightning.registry`), never from a `_target_` stored in it. Without `data=`, the data config
+stored in the checkpoint is used, with any `data.KEY=VALUE` of the command line, and the test-batch
+limit of the run that wrote it: the run's own test numbers are reproduced. With `data=NAME` any
+dataset with the same landmark scheme is evaluated, at the crop size the model was trained with unless
 `data.image_size` is given too, and with that dataset's NME normalisation unless the training run
 forced one.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import hydra
 import lightning as L
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from . import runs
 from .callbacks import RUN_CONFIG_KEY
+from .checkpoints import CheckpointError, load_checkpoint
 from .config import CONFIG_DIR, overridden
-from .module import LandmarkModule
+from .config_checks import check_config
+from .registry import build_datamodule, build_model
+from .reports import split_counts_metrics
 from .schemes import get_scheme
 
-
-def load_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path={path} does not exist; pass the .ckpt file of a training run")
-    # Checkpoints hold configs (plain containers and OmegaConf objects), not only tensors.
-    return torch.load(path, map_location="cpu", weights_only=False)
+STORED_DATA = "from_checkpoint"
 
 
 def eval_config(cfg: DictConfig, checkpoint: dict, overrides: list[str]) -> DictConfig:
-    """Fill what the command line left open with the training run's settings: its model (rebuilt from
-    the run's config; the weights come from the checkpoint) and, without `data=`, its data."""
+    """Fill what the command line left open with the training run's settings: its model (rebuilt
+    from the registry; the weights come from the checkpoint) and, without `data=`, its data."""
     run = OmegaConf.create(checkpoint.get(RUN_CONFIG_KEY) or {})
-    if "model" not in run:
-        raise ValueError(f"{cfg.ckpt_path} holds no run config; pass the .ckpt file of a training run")
+    if "model" not in run or "net" not in run.model:
+        raise CheckpointError(
+            f"ckpt_path={cfg.ckpt_path} holds no run config; pass the .ckpt file of a training run"
+        )
     cfg = cfg.copy()
     with open_dict(cfg):
         cfg.model = run.model
-        # The weights come from the checkpoint: no ImageNet download or backbone file is needed.
-        cfg.model.net.pretrained = False
-        cfg.model.net.backbone_checkpoint = None
-        if cfg.get("data") is None:
+        if cfg.data.name == STORED_DATA:
             if "data" not in run:
-                raise ValueError(f"{cfg.ckpt_path} holds no data config; pass data=NAME")
-            cfg.data = run.data
+                raise CheckpointError(f"ckpt_path={cfg.ckpt_path} holds no data config; pass data=NAME")
+            data = run.data.copy()
+            for override in overrides:
+                key = override.split("=", 1)[0].lstrip("+~")
+                if key.startswith("data."):
+                    OmegaConf.update(data, key[len("data.") :], OmegaConf.select(cfg, key), force_add=True)
+            data.bad_samples_dir = cfg.data.bad_samples_dir
+            cfg.data = data
             limit = OmegaConf.select(run, "trainer.limit_test_batches")
             if limit is not None and not overridden("trainer.limit_test_batches", overrides):
                 cfg.trainer.limit_test_batches = limit
@@ -56,38 +57,52 @@ def eval_config(cfg: DictConfig, checkpoint: dict, overrides: list[str]) -> Dict
             if "data" in run and not overridden("data.image_size", overrides):
                 cfg.data.image_size = run.data.image_size
             # The evaluated dataset's scheme and, unless training forced one, its NME normalisation.
-            cfg.model.scheme = "${data.scheme}"
+            cfg.model.scheme = cfg.data.scheme
             forced = run.model.nme_normalisation != OmegaConf.select(run, "data.nme_normalisation")
             if not forced:
-                cfg.model.nme_normalisation = "${data.nme_normalisation}"
-    trained, wanted = run.model.net.num_landmarks, get_scheme(cfg.data.scheme).num_landmarks
-    if trained != wanted:
-        raise ValueError(
-            f"{cfg.ckpt_path} predicts {trained} points ({run.data.name}), but data={cfg.data.name} has "
-            f"{wanted}: evaluate it on a dataset with the same landmark scheme"
+                cfg.model.nme_normalisation = cfg.data.nme_normalisation
+    # (A run config without a point count is refused when its model is built from the registry.)
+    trained = OmegaConf.select(run, "model.net.num_landmarks")
+    wanted = get_scheme(cfg.data.scheme).num_landmarks
+    if trained is not None and trained != wanted:
+        raise CheckpointError(
+            f"ckpt_path={cfg.ckpt_path} predicts {trained} points ({OmegaConf.select(run, 'data.name')}), "
+            f"but data={cfg.data.name} has {wanted}: evaluate it on a dataset with the same landmark scheme"
         )
     return cfg
 
 
-def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, float]:
+def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, float | None]:
+    if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.ckpt_path in (None, ""):
+        raise CheckpointError("no checkpoint given: pass ckpt_path=PATH/TO/run/checkpoints/last.ckpt")
+    check_config(cfg)  # before reading a large checkpoint
     checkpoint = load_checkpoint(cfg.ckpt_path)
     cfg = eval_config(cfg, checkpoint, overrides or [])
+    check_config(cfg)
     runs.apply_extras(cfg)
     L.seed_everything(cfg.seed, workers=True)
-    model: LandmarkModule = instantiate(cfg.model)
-    model.load_state_dict(checkpoint["state_dict"])
-    datamodule = instantiate(cfg.data)
+    where = f"ckpt_path={cfg.ckpt_path}"
+    runs.log_to_run_file()
+    model = build_model(OmegaConf.to_container(cfg.model, resolve=True), where)
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"{where}: its weights do not fit the network its config describes ({err})"
+        ) from err
+    datamodule = build_datamodule(OmegaConf.to_container(cfg.data, resolve=True), where)
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         callbacks=runs.instantiate_each(cfg.get("callbacks")),
         logger=runs.instantiate_each(cfg.get("logger")),
     )
     trainer.test(model, datamodule=datamodule)
-    metrics = runs.scalar_metrics(trainer.callback_metrics)
+    metrics = runs.scalar_metrics({**trainer.callback_metrics, **split_counts_metrics(trainer)})
     runs.write_metrics(cfg.paths.output_dir, metrics)
     runs.print_summary(
         "odn-eval", metrics, {"run directory": cfg.paths.output_dir, "checkpoint": cfg.ckpt_path}
     )
+    runs.check_finite(metrics, cfg.paths.output_dir)
     return metrics
 
 

@@ -8,6 +8,7 @@ scheduler as partials (`_partial_: true`) that the module completes with its par
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
 import lightning as L
@@ -20,6 +21,14 @@ from .datatypes import Batch, EvalStepOutput, NetworkOutput
 from .losses import LandmarkObjective
 from .metrics import LandmarkNME, OccluderAUROC
 from .schemes import get_scheme
+
+log = logging.getLogger(__name__)
+ON_NON_FINITE = ("error", "skip")
+HINT = "lower model.optimizer.lr, check the listed images, or skip such batches with model.on_non_finite=skip"
+
+
+class NonFiniteError(FloatingPointError):
+    """A training batch whose input, eq.-3 term or gradient is NaN or infinite; one line."""
 
 
 class LandmarkModule(L.LightningModule):
@@ -36,6 +45,10 @@ class LandmarkModule(L.LightningModule):
     channels_last: NHWC convolutions (faster on CPUs and tensor-core GPUs).
     image_size: the crop side; given, Lightning's model summary runs one image through the network
         and shows its sizes and FLOPs.
+    on_non_finite: what a training batch whose input, loss (any eq.-3 term) or gradient is not
+        finite does: "error" stops the run naming the step, the term and the batch's images; "skip"
+        leaves the weights untouched for that batch, logs the same line and counts it in
+        `train/skipped_batches`.
     """
 
     def __init__(
@@ -50,8 +63,11 @@ class LandmarkModule(L.LightningModule):
         nme_thresholds: Sequence[float] = (0.08, 0.10),
         channels_last: bool = True,
         image_size: int | None = None,
+        on_non_finite: str = "error",
     ) -> None:
         super().__init__()
+        if on_non_finite not in ON_NON_FINITE:
+            raise ValueError(f"model.on_non_finite={on_non_finite!r}; choose one of {ON_NON_FINITE}")
         # Plain values only: the network and the partials are rebuilt from the run's config.
         self.save_hyperparameters(logger=False, ignore=["net", "objective", "optimizer", "scheduler"])
         self.net = net
@@ -71,6 +87,7 @@ class LandmarkModule(L.LightningModule):
         self.split_metrics = nn.ModuleDict()
         self.baseline_metrics = nn.ModuleDict()
         self.occluder_metrics = nn.ModuleDict()
+        self.skipped_batches = 0
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
@@ -99,16 +116,68 @@ class LandmarkModule(L.LightningModule):
 
     def _step(self, batch: Batch) -> tuple[NetworkOutput, dict[str, Tensor]]:
         outputs = self.net(batch["image"].contiguous(memory_format=self.memory_format))
-        return outputs, self.objective(outputs, batch["landmarks"], self.net)
+        try:
+            return outputs, self.objective(outputs, batch["landmarks"], self.net)
+        except (torch.linalg.LinAlgError, RuntimeError) as err:
+            # The SVD of a non-finite M fails before any loss exists: name the weights, not LAPACK.
+            broken = [name for name, p in self.net.named_parameters() if not torch.isfinite(p).all()]
+            if not broken:
+                raise
+            raise NonFiniteError(
+                f"{self._where(batch)}: the weights {', '.join(broken[:4])} are not finite, so eq. 3 "
+                f"cannot be computed ({type(err).__name__}); {HINT}"
+            ) from err
 
-    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+    def _where(self, batch: Batch) -> str:
+        images = ", ".join(str(path) for path in batch["image_path"][:8])
+        more = len(batch["image_path"]) - 8
+        return f"step {self.global_step} (epoch {self.current_epoch}), batch of {images}" + (
+            f" and {more} more" if more > 0 else ""
+        )
+
+    def _non_finite(self, batch: Batch, what: str) -> None:
+        """Stop the run, or (on_non_finite=skip) say so and let the caller skip the batch."""
+        message = f"{self._where(batch)}: {what} is not finite"
+        if self.hparams.on_non_finite == "error":
+            raise NonFiniteError(f"{message}; {HINT}")
+        self.skipped_batches += 1
+        log.warning(f"{message}; skipped (model.on_non_finite=skip)")
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
+        if not torch.isfinite(batch["image"]).all():
+            self._non_finite(batch, "the input image tensor")
+            return None
         _, terms = self._step(batch)
+        broken = [name for name, value in terms.items() if not torch.isfinite(value).all()]
+        if broken:
+            # `loss` is the sum: name the eq.-3 terms that made it non-finite.
+            names = [name for name in broken if name != "loss"] or ["loss"]
+            self._non_finite(batch, f"the eq.-3 term {', '.join(names)}")
+            return None
         size = len(batch["image"])
         self.log("train/loss", terms["loss"], prog_bar=True, batch_size=size)
         for name, value in terms.items():
             if name != "loss":
                 self.log(f"train/{name}", value, batch_size=size)
         return terms["loss"]
+
+    def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if not grads or torch.isfinite(torch.stack([g.norm() for g in grads]).sum()):
+            return
+        names = [
+            n for n, p in self.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()
+        ]
+        self._non_finite(self._current_batch, f"the gradient of {', '.join(names[:4])}")
+        for p in self.parameters():  # skip: without gradients the optimiser leaves the weights alone
+            p.grad = None
+
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
+        self._current_batch = batch  # for naming the batch's images when its gradient is not finite
+
+    def on_train_epoch_end(self) -> None:
+        if self.hparams.on_non_finite == "skip":
+            self.log("train/skipped_batches", float(self.skipped_batches))
 
     def _eval_step(self, batch: Batch, stage: str) -> EvalStepOutput:
         """Metrics of a batch, in original image pixels."""

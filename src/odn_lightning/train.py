@@ -1,19 +1,77 @@
-"""Training entry point: `python -m odn_lightning.train` (or `odn-train`), configured by conf/train.yaml."""
+"""Training entry point: `python -m odn_lightning.train` (or `odn-train`), configured by conf/train.yaml.
+
+`ckpt_path=last` (or a checkpoint's path) continues a run: in its own run directory, to the end the
+command sets, with its best-checkpoint tracking, data order and augmentation exactly as an
+uninterrupted run would have had them. SIGTERM (a preempted job) saves `last.ckpt` and exits 143.
+"""
 
 from __future__ import annotations
+
+import logging
+from pathlib import Path
 
 import hydra
 import lightning as L
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from . import runs
-from .callbacks import RunConfigInCheckpoint
+from .callbacks import RUN_CONFIG_KEY, RunConfigInCheckpoint
+from .checkpoints import CheckpointError, differences, load_checkpoint, resolve_ckpt_path, run_directory
 from .config import CONFIG_DIR
+from .config_checks import check_config
+from .reports import split_counts_metrics
+
+log = logging.getLogger(__name__)
+# What a resumed run must share with the run that wrote the checkpoint.
+RESUME_MUST_MATCH = [
+    "model._target_",
+    "model.net",
+    "model.objective",
+    "data.name",
+    "data.scheme",
+    "data.image_size",
+]
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
+class Preempted(runs.RunError):
+    """SIGTERM stopped the run; `last.ckpt` holds it. Exits 143 (128 + SIGTERM) so schedulers see it."""
+
+    exit_code = 143
+
+
+def resume_checkpoint(cfg: DictConfig) -> Path | None:
+    """The checkpoint `ckpt_path` names, checked against this run's config; the run continues in the
+    checkpoint's run directory (so its best checkpoint stays tracked)."""
+    path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir, cfg.paths.log_dir)
+    if path is None:
+        return None
+    checkpoint = load_checkpoint(path)
+    stored = checkpoint.get(RUN_CONFIG_KEY)
+    if not isinstance(stored, dict):
+        raise CheckpointError(
+            f"ckpt_path={path} holds no run config; pass a checkpoint of an odn-lightning run"
+        )
+    changed = differences(stored, OmegaConf.to_container(cfg, resolve=True), RESUME_MUST_MATCH)
+    if changed:
+        raise CheckpointError(
+            f"ckpt_path={path} belongs to another setup ({'; '.join(changed[:4])}); resume it with the "
+            "command that started it, or start a new run without ckpt_path"
+        )
+    run_dir = run_directory(path)
+    if run_dir is not None and run_dir.resolve() != Path(cfg.paths.output_dir).resolve():
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(run_dir)
+    log.info(f"resuming {path} (epoch {checkpoint.get('epoch')}, step {checkpoint.get('global_step')})")
+    return path
+
+
+def train(cfg: DictConfig) -> dict[str, float | None]:
     """Fit, then test the best checkpoint; returns the flat metrics also written to metrics.json."""
+    check_config(cfg)
+    runs.log_to_run_file()
+    ckpt_path = resume_checkpoint(cfg)
     runs.apply_extras(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
@@ -23,19 +81,28 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=runs.instantiate_each(cfg.get("logger"))
     )
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    metrics = runs.scalar_metrics(trainer.callback_metrics)
     checkpoint = trainer.checkpoint_callback
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SIGTERMException:
+        saved = getattr(checkpoint, "last_model_path", "") or "(no checkpoint callback: nothing)"
+        raise Preempted(
+            f"SIGTERM at epoch {trainer.current_epoch}, step {trainer.global_step}: saved {saved}; "
+            "continue with the same command and ckpt_path=last"
+        ) from None
+    metrics = runs.scalar_metrics(trainer.callback_metrics)
     best = checkpoint.best_model_path if checkpoint is not None else ""
     if cfg.get("test"):
         # Without a checkpoint (fast_dev_run, no callbacks) the weights in memory are tested.
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
-        metrics.update(runs.scalar_metrics(trainer.callback_metrics))
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+        # With the faces evaluated per split: a split cut short by limit_test_batches says so.
+        metrics.update(runs.scalar_metrics({**trainer.callback_metrics, **split_counts_metrics(trainer)}))
     output_dir = cfg.paths.output_dir
     runs.write_metrics(output_dir, metrics)
     runs.print_summary(
         "odn-train", metrics, {"run directory": output_dir, "best checkpoint": best or "(none)"}
     )
+    runs.check_finite(metrics, output_dir)
     return metrics
 
 

@@ -1,0 +1,130 @@
+"""Runs that survive: a run killed mid-epoch (SIGTERM or SIGKILL) and resumed with `ckpt_path=last`
+ends with the metrics of the uninterrupted run, metric for metric; `last.ckpt` is always the newest
+state; SIGTERM saves and exits 143. Real subprocesses, killed by a callback at a chosen step."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from odn_lightning.checkpoints import CheckpointError, resolve_ckpt_path
+
+from .helpers.cli import run_cli
+from .helpers.configs import TINY
+
+# 3 epochs of 5 steps: a kill at step 7 is in the middle of the second epoch.
+STEPS_PER_EPOCH, EPOCHS = 5, 3
+RUN = [
+    *TINY,
+    f"trainer.max_epochs={EPOCHS}",
+    f"trainer.limit_train_batches={STEPS_PER_EPOCH}",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+    "extras.print_config=false",
+]
+
+
+def fault(step: int, kind: str) -> list[str]:
+    return [
+        "+callbacks.fault._target_=tests.helpers.faults.FaultAtStep",
+        f"+callbacks.fault.step={step}",
+        f"+callbacks.fault.fault={kind}",
+    ]
+
+
+def train_cli(run_dir: Path, root: Path, *overrides: str):
+    """A run in `run_dir`, a folder of `<logs>/train/runs/` as Hydra would name it."""
+    logs = run_dir.parents[2]
+    return run_cli(
+        "odn_lightning.train",
+        *RUN,
+        f"data.root={root}",
+        f"paths.log_dir={logs}",
+        f"hydra.run.dir={run_dir}",
+        *overrides,
+    )
+
+
+def metrics_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, synthetic_root) -> Path:
+    run_dir = tmp_path_factory.mktemp("uninterrupted") / "logs" / "train" / "runs" / "a"
+    result = train_cli(run_dir, synthetic_root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+def test_last_ckpt_is_the_last_epoch_and_holds_only_plain_data(uninterrupted):
+    checkpoints = uninterrupted / "checkpoints"
+    # weights_only=True: tensors and plain containers, no pickled config objects.
+    last = torch.load(checkpoints / "last.ckpt", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (EPOCHS - 1, EPOCHS * STEPS_PER_EPOCH)
+    assert list(checkpoints.glob("best-*.ckpt")), "the best checkpoint is kept too"
+    assert not list(checkpoints.glob(".*.tmp")), "no temporary checkpoint is left behind"
+    # Lightning's messages reach the run's log file.
+    assert "max_epochs=3" in (uninterrupted / "train.log").read_text()
+
+
+@pytest.mark.parametrize(
+    "kind,step,last_every",
+    [
+        ("sigterm", 7, "null"),  # saves the epoch under way (2 of its 5 steps) on the signal
+        ("sigkill", 7, "2"),  # nothing saved at the kill: resumes from step 6
+        ("sigkill", 7, "null"),  # resumes from the end of epoch 0
+    ],
+)
+def test_killed_then_resumed_equals_uninterrupted(
+    uninterrupted, synthetic_root, tmp_path, kind, step, last_every
+):
+    runs = tmp_path / "logs" / "train" / "runs"
+    run_dir = runs / "first"
+    every = f"callbacks.model_checkpoint.last_every_n_train_steps={last_every}"
+    killed = train_cli(run_dir, synthetic_root, every, *fault(step, kind))
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    if kind == "sigterm":
+        assert killed.returncode == 143, killed.stderr[-3000:]
+        last_line = killed.stderr.strip().splitlines()[-1]
+        assert last_line.startswith(f"error: SIGTERM at epoch 1, step {step}: saved ")
+        assert "ckpt_path=last" in last_line
+        assert saved["global_step"] == step
+    else:
+        assert killed.returncode == -9
+        assert saved["global_step"] == (6 if last_every == "2" else STEPS_PER_EPOCH)
+    assert not (run_dir / "metrics.json").exists()
+
+    # The same command with ckpt_path=last, from a new Hydra run directory: the run continues in its own.
+    resumed = train_cli(runs / "second", synthetic_root, every, "ckpt_path=last")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming" in (runs / "second" / "train.log").read_text()
+    assert metrics_of(run_dir) == metrics_of(uninterrupted)
+    assert len(list((run_dir / "checkpoints").glob("best-*.ckpt"))) == 1
+
+
+def test_loader_workers_do_not_change_a_resumed_run(uninterrupted, synthetic_root, tmp_path):
+    run_dir = tmp_path / "logs" / "train" / "runs" / "a"
+    assert train_cli(run_dir, synthetic_root, "data.num_workers=2", *fault(7, "sigterm")).returncode == 143
+    assert train_cli(run_dir, synthetic_root, "data.num_workers=2", "ckpt_path=last").returncode == 0
+    assert metrics_of(run_dir) == metrics_of(uninterrupted)
+
+
+def test_ckpt_path_last_prefers_the_run_directory_then_the_newest(tmp_path):
+    logs = tmp_path / "logs"
+    older, newer = (logs / "train" / "runs" / name / "checkpoints" for name in ("a", "b"))
+    for folder in (older, newer):
+        folder.mkdir(parents=True)
+        (folder / "last.ckpt").write_bytes(b"x")
+    import os
+
+    os.utime(older / "last.ckpt", (1, 1))
+    assert resolve_ckpt_path("last", tmp_path / "new_run", logs) == newer / "last.ckpt"
+    assert resolve_ckpt_path("last", older.parent, logs) == older / "last.ckpt"
+    assert resolve_ckpt_path("some/file.ckpt", tmp_path, logs) == Path("some/file.ckpt")
+    assert resolve_ckpt_path(None, tmp_path, logs) is None
+    with pytest.raises(CheckpointError, match="no checkpoints/last.ckpt under"):
+        resolve_ckpt_path("last", tmp_path, tmp_path / "empty")
