@@ -96,7 +96,8 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
         callbacks=runs.instantiate_each(cfg.get("callbacks")),
         logger=runs.instantiate_each(cfg.get("logger")),
     )
-    trainer.test(model, datamodule=datamodule)
+    # The weights are in the model already; ckpt_path names them in report.md (read weights-only).
+    trainer.test(model, datamodule=datamodule, ckpt_path=str(cfg.ckpt_path))
     metrics = runs.scalar_metrics({**trainer.callback_metrics, **split_counts_metrics(trainer)})
     runs.write_metrics(cfg.paths.output_dir, metrics)
     runs.print_summary(
