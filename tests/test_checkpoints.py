@@ -7,6 +7,7 @@ what survives and what is said."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import pickle
 from pathlib import Path
@@ -174,3 +175,18 @@ def test_skipping_non_finite_batches_finishes_and_counts_them(train_config, tmp_
     metrics = train(train_config(*LIMITS, "model.on_non_finite=skip", *fault(1, "nan_loss")))
     assert metrics["train/skipped_batches"] == 2  # the batches after step 1: steps 2 and 3
     assert "skipped (model.on_non_finite=skip)" in caplog.text
+
+
+def test_nan_predictions_are_failures_null_in_metrics_json_and_a_failed_run(last_ckpt, tmp_path):
+    checkpoint = torch.load(last_ckpt, weights_only=True)
+    checkpoint["state_dict"] = {
+        k: v * float("nan") if k.endswith("fc.bias") else v for k, v in checkpoint["state_dict"].items()
+    }
+    broken = tmp_path / "nan.ckpt"
+    torch.save(checkpoint, broken)
+    with pytest.raises(NonFiniteError, match=r"test/common/nme.* not finite: the network predicts NaN"):
+        evaluate(eval_config(broken, tmp_path / "eval"))
+    written = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert written["test/common/nme"] is None
+    assert written["test/common/fr_08"] == written["test/common/fr_10"] == 1.0
+    assert written["test/common/auc_10"] == 0.0
