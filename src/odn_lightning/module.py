@@ -48,7 +48,8 @@ class LandmarkModule(L.LightningModule):
     on_non_finite: what a training batch whose input, loss (any eq.-3 term) or gradient is not
         finite does: "error" stops the run naming the step, the term and the batch's images; "skip"
         leaves the weights untouched for that batch, logs the same line and counts it in
-        `train/skipped_batches`.
+        `train/skipped_batches` (single process only: under DDP the other processes would wait for
+        the skipping one's gradients, so use "error" there).
     """
 
     def __init__(
