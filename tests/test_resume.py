@@ -68,7 +68,8 @@ def test_last_ckpt_is_the_last_epoch_and_holds_only_plain_data(uninterrupted):
     assert list(checkpoints.glob("best-*.ckpt")), "the best checkpoint is kept too"
     assert not list(checkpoints.glob(".*.tmp")), "no temporary checkpoint is left behind"
     # Lightning's messages reach the run's log file.
-    assert "max_epochs=3" in (uninterrupted / "train.log").read_text()
+    log = (uninterrupted / "train.log").read_text()
+    assert "max_epochs=3" in log and "final metrics: test/challenging/faces=4" in log
 
 
 @pytest.mark.parametrize(

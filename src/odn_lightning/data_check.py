@@ -16,12 +16,14 @@ from rich.console import Console
 from rich.table import Table
 
 from .config import CONFIG_DIR
+from .config_checks import check_config
 from .data.datamodule import source_paths
 from .runs import run_reporting_user_errors
 
 
 def check(cfg: DictConfig) -> dict[str, int]:
     """Per split: faces found, bad faces and the published count; exits non-zero on any problem."""
+    check_config(cfg)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     counts, problems = {}, {}

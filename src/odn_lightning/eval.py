@@ -103,6 +103,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
     runs.print_summary(
         "odn-eval", metrics, {"run directory": cfg.paths.output_dir, "checkpoint": cfg.ckpt_path}
     )
+    runs.log_metrics(metrics)
     runs.check_finite(metrics, cfg.paths.output_dir)
     return metrics
 

@@ -107,6 +107,17 @@ def log_to_run_file() -> None:
                 logger.addHandler(handler)
 
 
+def log_metrics(metrics: Mapping[str, float | None]) -> None:
+    """The final test numbers into the run's log (the console shows them as a table)."""
+    shown = {
+        k: v for k, v in metrics.items() if k.startswith("test/") and k.endswith(("/nme", "/fr_10", "/faces"))
+    }
+    log.info(
+        "final metrics: "
+        + ", ".join(f"{k}={v:.6g}" if v is not None else f"{k}=null" for k, v in shown.items())
+    )
+
+
 def check_finite(metrics: Mapping[str, float | None], output_dir: str | Path) -> None:
     """Exit non-zero when a split's NME is not finite: NaN predictions are a failed run, whatever else
     metrics.json (which holds them as null) says."""

@@ -102,6 +102,7 @@ def train(cfg: DictConfig) -> dict[str, float | None]:
     runs.print_summary(
         "odn-train", metrics, {"run directory": output_dir, "best checkpoint": best or "(none)"}
     )
+    runs.log_metrics(metrics)
     runs.check_finite(metrics, output_dir)
     return metrics
 
