@@ -165,6 +165,17 @@ def test_non_finite_weights_are_named_whichever_the_nuclear_norm(train_config, m
         train(cfg)
 
 
+@pytest.mark.parametrize(
+    "kind,what",
+    [("nan_gradient", "the gradient of net.fc.weight"), ("nan_input", "the input image tensor")],
+)
+def test_a_non_finite_gradient_or_input_is_named(train_config, kind, what):
+    with pytest.raises(NonFiniteError) as caught:
+        train(train_config(*LIMITS, *fault(1, kind)))
+    assert str(caught.value).startswith("step 1 (epoch 0), batch of ")
+    assert f"{what} is not finite" in str(caught.value)
+
+
 def test_a_diverging_brnet_is_a_failure_not_a_perfect_score(train_config, tmp_path):
     with pytest.raises(NonFiniteError, match="is not finite"):
         train(train_config(*LIMITS, "model=brnet", "model.optimizer.lr=1e6"))
