@@ -286,8 +286,10 @@ class LandmarkDataModule(L.LightningDataModule):
             return {"epoch": epochs.processed, "position": 0}
         # In an epoch: its processed batches (a checkpoint written in on_train_batch_end counts the
         # batch under way as done, as Lightning does when it restores one).
+        # Under DDP the order is dealt out face by face to the processes: every process's batches
+        # count (Lightning's DistributedSamplerWrapper shards this sampler's order).
         batches = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        return {"epoch": epochs.processed, "position": batches * self.hparams.batch_size}
+        return {"epoch": epochs.processed, "position": batches * self.hparams.batch_size * trainer.world_size}
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
         # Lightning restores this before it builds the training loader.
