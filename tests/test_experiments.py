@@ -109,6 +109,8 @@ def fake_job(sweep: Path, number: int, variant: str, nme: float | None) -> Path:
         metrics = {f"test/{s}/{k}": nme * f for s, f in (("common", 1.0), ("full", 1.5)) for k in ("nme",)}
         metrics |= {f"test/{s}/auc_10": 0.5 for s in ("common", "full")}
         metrics |= {f"test/{s}/fr_10": 0.02 for s in ("common", "full")}
+        # What train.py adds from the NetworkSummary callback.
+        metrics |= {"model/params": 11.21e6, "model/flops": 0.6e9, "model/image_size": 128}
         (job / "metrics.json").write_text(json.dumps(metrics))
         import numpy as np
 
@@ -137,6 +139,7 @@ def test_collector_reports_done_failed_and_missing_variants(tmp_path):
     runs = {run.variant: run.status for run in read_sweep(sweep, list(TABLE4_ROWS))}
     assert runs == {
         "brnet": "done",
+        "brnet_conv_pool": "missing",
         "gm_dm": "failed",
         "dm_lm": "missing",
         "gm_lm": "missing",
@@ -145,13 +148,15 @@ def test_collector_reports_done_failed_and_missing_variants(tmp_path):
     }
     table, plots = collect(sweep)
     lines = table.splitlines()
-    assert lines[2].startswith("| BRNet | 6.00 | 9.00 | 0.5000 | 0.5000 | 2.00 | 2.00 |")
-    assert lines[3].startswith("| +GM+DM | FAILED | FAILED") and str(sweep / "1") in lines[3]
-    assert lines[4].startswith("| +DM+LM | MISSING") and "no job in this sweep" in lines[4]
-    assert lines[7].startswith("| ODN (GM+LM+DM) | 4.00 | 6.00 |")
+    assert "| params (M) | GFLOPs at 128 px | run |" in lines[0]
+    assert lines[2].startswith("| BRNet | 6.00 | 9.00 | 0.5000 | 0.5000 | 2.00 | 2.00 | 11.21 | 0.60 |")
+    assert lines[3].startswith("| BRNet, conv_pool readout (control) | MISSING")
+    assert lines[4].startswith("| +GM+DM | FAILED | FAILED") and str(sweep / "1") in lines[4]
+    assert lines[5].startswith("| +DM+LM | MISSING") and "no job in this sweep" in lines[5]
+    assert lines[8].startswith("| ODN (GM+LM+DM) | 4.00 | 6.00 |")
     assert [p.name for p in plots] == ["table4_ced_common.png", "table4_ced_full.png"]
     written = (sweep / "table4.md").read_text()
-    assert "done 2, failed 1, missing 3" in written and table in written
+    assert "done 2, failed 1, missing 4" in written and table in written
 
 
 def test_collector_names_a_missing_sweep(tmp_path):

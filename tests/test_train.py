@@ -27,6 +27,8 @@ def test_fit_keeps_checkpoints_and_eval_reproduces_test_nme(train_config, tmp_pa
     assert last.is_file() and list((run / "checkpoints").glob("best-*.ckpt"))
     assert json.loads((run / "metrics.json").read_text())["test/common/nme"] == metrics["test/common/nme"]
     assert metrics["test/common/nme_mean_shape"] > 0
+    # The network's size and cost, for Table 4: ODN at 64 px.
+    assert metrics["model/params"] > 1e7 and metrics["model/image_size"] == 64 and metrics["model/flops"] > 0
 
     eval_dir = tmp_path / "eval"
     eval_cfg = compose_config("eval", [f"ckpt_path={last}", "trainer.enable_progress_bar=false"], eval_dir)

@@ -30,6 +30,7 @@ class NetworkSummary(L.Callback):
     def __init__(self, image_size: int) -> None:
         self.image_size = image_size
         self.logged = False
+        self.stats: dict[str, int] = {}  # for metrics.json: model/params, model/flops, ...
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.logged:  # fit, then test: once is enough
@@ -37,6 +38,7 @@ class NetworkSummary(L.Callback):
         self.logged = True
 
         stats = describe_network(pl_module.net, self.image_size)
+        self.stats = stats
         rank_zero_info(
             f"network {type(pl_module.net).__name__}: {stats['params'] / 1e6:.2f} M parameters, "
             f"{stats['flops'] / 1e9:.2f} GFLOPs per {self.image_size}x{self.image_size} image"

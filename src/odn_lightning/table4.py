@@ -26,6 +26,9 @@ from .runs import run_reporting_user_errors
 # Table 4's rows, in the paper's order: the model choice (conf/model/<name>.yaml) -> the paper's label.
 TABLE4_ROWS = {
     "brnet": "BRNet",
+    # A control, not in the paper: BRNet with the module rows' readout (conv_pool), so that a module
+    # row's difference from BRNet is not its readout's.
+    "brnet_conv_pool": "BRNet, conv_pool readout (control)",
     "gm_dm": "+GM+DM",
     "dm_lm": "+DM+LM",
     "gm_lm": "+GM+LM",
@@ -95,24 +98,33 @@ def _cell(run: SweepRun, split: str, key: str, scale: float, digits: int) -> str
     return "NaN" if number is None or number != number else f"{number * scale:.{digits}f}"
 
 
+def _size(run: SweepRun, key: str, scale: float, digits: int) -> str:
+    value = run.metrics.get(key)
+    return "-" if value is None else f"{value * scale:.{digits}f}"
+
+
 def table_markdown(runs: Sequence[SweepRun], splits: Sequence[str], threshold: float) -> str:
-    """Rows: variants; columns: NME x 10^-2 per split, then AUC and FR (%) at `threshold` per split."""
+    """Rows: variants; columns: NME x 10^-2 per split, then AUC and FR (%) at `threshold` per split,
+    then the network's parameters and cost per image (`model/params`, `model/flops` of metrics.json)."""
+    sizes = {r.metrics.get("model/image_size") for r in runs if r.status == "done"} - {None}
+    image_size = int(sizes.pop()) if len(sizes) == 1 else None
     suffix = threshold_suffix(threshold)
     header = ["Method"] + [f"{s} NME (x10^-2)" for s in splits]
     header += [f"{s} AUC@{threshold:g}" for s in splits] + [f"{s} FR@{threshold:g} (%)" for s in splits]
-    header += ["run"]
+    header += ["params (M)", f"GFLOPs at {image_size} px" if image_size else "GFLOPs", "run"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for run in runs:
         label = TABLE4_ROWS.get(run.variant, run.variant)
         if run.status != "done":
             where = f"`{run.run_dir}`" if run.run_dir else "no job in this sweep"
-            cells = [run.status.upper()] * (3 * len(splits))
+            cells = [run.status.upper()] * (3 * len(splits) + 2)
             lines.append("| " + " | ".join([label, *cells, where]) + " |")
             continue
 
         cells = [_cell(run, s, "nme", 100, 2) for s in splits]
         cells += [_cell(run, s, f"auc_{suffix}", 1, 4) for s in splits]
         cells += [_cell(run, s, f"fr_{suffix}", 100, 2) for s in splits]
+        cells += [_size(run, "model/params", 1e-6, 2), _size(run, "model/flops", 1e-9, 2)]
         lines.append("| " + " | ".join([label, *cells, f"`{run.run_dir.name}`"]) + " |")
     return "\n".join(lines) + "\n"
 

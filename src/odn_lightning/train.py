@@ -17,7 +17,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from . import runs
-from .callbacks import RUN_CONFIG_KEY, RunConfigInCheckpoint
+from .callbacks import RUN_CONFIG_KEY, NetworkSummary, RunConfigInCheckpoint
 from .checkpoints import CheckpointError, differences, load_checkpoint, resolve_ckpt_path, run_directory
 from .config import CONFIG_DIR
 from .config_checks import check_config
@@ -97,6 +97,10 @@ def train(cfg: DictConfig) -> dict[str, float | None]:
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
         # With the faces evaluated per split: a split cut short by limit_test_batches says so.
         metrics.update(runs.scalar_metrics({**trainer.callback_metrics, **split_counts_metrics(trainer)}))
+    # The network's size and cost per image: Table 4 compares rows by them too.
+    for callback in callbacks:
+        if isinstance(callback, NetworkSummary):
+            metrics.update({f"model/{k}": float(v) for k, v in callback.stats.items()})
     output_dir = cfg.paths.output_dir
     runs.write_metrics(output_dir, metrics)
     runs.print_summary(

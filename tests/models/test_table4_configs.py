@@ -1,4 +1,4 @@
-"""The six rows of Table 4 each build from conf/model/<name>.yaml and train: gradients reach their modules."""
+"""The six rows of Table 4 (and the readout control) each build from conf/model/<name>.yaml and train: gradients reach their modules."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
 # name -> (use_gm, use_dm, use_lm, eta > 0)
 TABLE4 = {
     "brnet": (False, False, False, True),
+    "brnet_conv_pool": (False, False, False, True),  # the readout control
     "gm_dm": (True, True, False, True),
     "dm_lm": (False, True, True, True),
     "gm_lm": (True, False, True, True),
@@ -53,8 +54,8 @@ def test_table4_variant_builds_and_trains(name: str) -> None:
     assert (net.use_gm, net.use_dm, net.use_lm) == (use_gm, use_dm, use_lm)
     present = (net.geometry is not None, net.distillation is not None, net.low_rank is not None)
     assert present == (use_gm, use_dm, use_lm)
-    if name == "brnet":
-        assert net.readout.mode == "gap"
+    # BRNet reads out with ResNet-18's global average pool; its control and every module row alike.
+    assert net.readout.mode == ("gap" if name == "brnet" else "conv_pool")
 
     net.train()
     optimizer = torch.optim.SGD(net.parameters(), lr=1e-2)
