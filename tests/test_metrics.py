@@ -1,15 +1,26 @@
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
+from torchmetrics.classification import BinaryAUROC
 
+from odn_lightning.crop import to_normalised
 from odn_lightning.metrics import (
+    BinnedAUROC,
+    FaceAUROC,
+    FaceOccluderAUROC,
     LandmarkNME,
+    LandmarkOcclusionAUROC,
     OccluderAUROC,
     auc_at,
     ced_curve,
+    crop_probability,
+    face_region,
     failure_rate_at,
+    landmark_occlusion_scores,
     per_sample_nme,
 )
 from odn_lightning.schemes import get_scheme
@@ -226,3 +237,237 @@ def test_a_split_without_occluded_points_has_no_occluded_nme_rather_than_nan():
     metric.update(pred, target, visible=torch.ones(2, 68, dtype=torch.bool))
     result = metric.compute()
     assert "nme_occluded" not in result and result["nme_visible"].item() == pytest.approx(0.15)
+
+
+# ------------------------------------------------------------------------ occlusion-map AUROCs
+
+S = 32  # crop side of the constructed faces; their maps are at crop resolution, so P is not resampled
+
+
+def pixels_to_crop(points_px) -> torch.Tensor:
+    """Crop pixels (centres on integers) -> the crop's [-1, 1] frame."""
+    return torch.from_numpy(to_normalised(np.asarray(points_px, dtype=np.float64), S)).float()
+
+
+def diamond_face(centre=(15, 15), radius=8, faces=2) -> torch.Tensor:
+    """68 points on and inside the diamond |x - cx| + |y - cy| <= radius (crop pixels): (faces, 68, 2)."""
+    rng = np.random.default_rng(4)
+    cx, cy = centre
+    corners = [(cx - radius, cy), (cx, cy - radius), (cx + radius, cy), (cx, cy + radius)]
+    inner = rng.uniform(-radius / 2, radius / 2, (64, 2)) / 2 + centre
+    return pixels_to_crop(np.concatenate([corners, inner]))[None].repeat(faces, 1, 1)
+
+
+def diamond_region(centre=(15, 15), radius=8) -> torch.Tensor:
+    ys, xs = torch.meshgrid(torch.arange(S), torch.arange(S), indexing="ij")
+    return (xs - centre[0]).abs() + (ys - centre[1]).abs() <= radius
+
+
+def test_face_region_is_the_pixels_whose_centre_is_in_the_landmarks_hull():
+    landmarks = diamond_face()
+    region = face_region(landmarks, S)
+    assert region.shape == (2, S, S)
+    assert torch.equal(region[0], diamond_region()) and torch.equal(region[1], diamond_region())
+    # The point order does not matter, and a triangle's hull is the triangle.
+    triangle = pixels_to_crop([(4, 4), (20, 4), (4, 20), (8, 8)])[None]
+    ys, xs = torch.meshgrid(torch.arange(S), torch.arange(S), indexing="ij")
+    expected = (xs >= 4) & (ys >= 4) & (xs + ys <= 24)
+    assert torch.equal(face_region(triangle, S)[0], expected)
+    assert torch.equal(face_region(triangle.flip(1), S)[0], expected)
+    assert not face_region(pixels_to_crop([(2, 2), (5, 5), (9, 9)])[None], S).any()  # collinear: empty
+
+
+def test_landmark_scores_read_the_map_at_pixel_centres_in_the_crop_frame():
+    hot = torch.zeros(1, 1, 7, 7)
+    hot[0, 0, 2, 5] = 1.0  # row (y) 2, column (x) 5
+    points = torch.from_numpy(to_normalised(np.array([[5.0, 2.0], [4.0, 2.0], [4.5, 2.0], [5.0, 2.5]]), 7))
+    scores = landmark_occlusion_scores(hot, points[None].float())[0]
+    # At the hot pixel's centre 1 - P = 0; at its neighbour's 1; half-way, bilinear, 0.5.
+    torch.testing.assert_close(scores, torch.tensor([0.0, 1.0, 0.5, 0.5]))
+    # A point at a crop pixel's centre reads what the pixel AUROCs see there: the map up-sampled to the crop.
+    occlusion_map = torch.rand(2, 1, 7, 7, generator=torch.Generator().manual_seed(5))
+    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    centres = torch.from_numpy(to_normalised(torch.stack([xs, ys], -1).reshape(-1, 2).numpy(), 28)).float()
+    read = landmark_occlusion_scores(occlusion_map, centres[None].expand(2, -1, -1)).view(2, 28, 28)
+    torch.testing.assert_close(read, 1.0 - crop_probability(occlusion_map, 28))
+
+
+def mann_whitney(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """P(positive > negative) + P(tie) / 2, pair by pair."""
+    diff = positives[:, None] - negatives[None, :]
+    return float(((diff > 0) + 0.5 * (diff == 0)).mean())
+
+
+def test_binned_auroc_is_the_pairwise_probability_of_the_rounded_scores():
+    rng = np.random.default_rng(6)
+    bins = rng.integers(0, 200, size=(3, 400))
+    labels = rng.random((3, 400)) < bins / 300  # higher bins more often positive
+    scores = (bins + 0.5) / 200  # mid-bin: rounding down to 0.005 steps gives `bins` unambiguously
+    metric = BinnedAUROC()
+    metric.update(torch.from_numpy(scores), torch.from_numpy(labels), None, None)
+    expected = mann_whitney(bins[labels], bins[~labels])
+    assert 0.6 < expected < 0.9
+    assert metric.compute().item() == pytest.approx(expected, abs=1e-6)
+    # torchmetrics' binned AUROC agrees where no score is 1 (its curve then ends at (0, 0) too).
+    reference = BinaryAUROC(thresholds=201)
+    reference.update(torch.from_numpy(scores).float().flatten(), torch.from_numpy(labels).long().flatten())
+    assert metric.compute().item() == pytest.approx(reference.compute().item(), abs=1e-6)
+
+
+def test_binned_auroc_counts_a_face_seen_twice_once_and_is_nan_without_both_classes():
+    rng = np.random.default_rng(7)
+    scores = torch.from_numpy(rng.random((5, 50)))
+    labels = torch.from_numpy(rng.random((5, 50)) < 0.4)
+    once, twice = BinnedAUROC(), BinnedAUROC()
+    once.update(scores, labels, None, torch.arange(5))
+    twice.update(scores[:3], labels[:3], None, torch.arange(3))
+    twice.update(scores[2:], labels[2:], None, torch.arange(2, 5))  # face 2 again, as DDP padding does
+    assert twice.compute().item() == once.compute().item()
+    duplicated = BinnedAUROC()
+    duplicated.update(scores[[0, 1, 2, 2, 3, 4]], labels[[0, 1, 2, 2, 3, 4]], None, None)  # no index: 6 faces
+    assert duplicated.compute().item() != once.compute().item()
+    no_positive = BinnedAUROC()
+    no_positive.update(scores, torch.zeros_like(labels), None, None)
+    assert math.isnan(no_positive.compute().item())
+
+
+def occluded_faces():
+    """Two diamond faces; an occluder over the face's left half and over a background corner."""
+    landmarks = diamond_face()
+    mask = torch.zeros(2, S, S, dtype=torch.uint8)
+    mask[:, 5:26, 3:15] = 255
+    mask[:, 0:4, 26:32] = 255
+    return landmarks, mask
+
+
+def test_occluder_auroc_in_face_counts_only_the_face():
+    landmarks, mask = occluded_faces()
+    face = diamond_region()
+    occluded = (mask > 0).float()
+    # Right inside the face; outside it, P is 1 on the occluders (the background is "visible").
+    perfect = torch.where(face, 1.0 - occluded, 1.0)[:, None]
+    inverted = torch.where(face, occluded, 0.5)[:, None]
+
+    def auroc(metric, occlusion_map):
+        metric.update(occlusion_map, mask, landmarks)
+        return metric.compute().item()
+
+    assert auroc(FaceOccluderAUROC(), perfect) == 1.0
+    assert auroc(FaceOccluderAUROC(), inverted) == 0.0
+    assert auroc(FaceOccluderAUROC(), torch.full((2, 1, S, S), 0.3)) == 0.5
+    # Over the whole crop the same map errs on the background occluders.
+    everywhere = OccluderAUROC()
+    everywhere.update(perfect, mask)
+    assert everywhere.compute().item() < 0.99
+
+
+def test_occluder_auroc_in_face_is_nan_for_an_occluder_only_on_the_background():
+    landmarks, _ = occluded_faces()
+    mask = torch.zeros(2, S, S, dtype=torch.uint8)
+    mask[:, 0:4, 26:32] = 255  # a corner, outside the diamond
+    metric = FaceOccluderAUROC()
+    metric.update(torch.rand(2, 1, S, S), mask, landmarks)
+    assert math.isnan(metric.compute().item())  # no occluded face pixel: not defined
+    whole_crop = OccluderAUROC()
+    whole_crop.update(torch.rand(2, 1, S, S), mask)
+    assert not math.isnan(whole_crop.compute().item())
+
+
+def test_face_auroc_is_p_against_the_face_region():
+    landmarks = diamond_face()
+    face = diamond_region().float().expand(2, 1, S, S)
+
+    def auroc(occlusion_map):
+        metric = FaceAUROC()
+        metric.update(occlusion_map, landmarks, S)
+        return metric.compute().item()
+
+    assert auroc(face) == 1.0
+    assert auroc(1.0 - face) == 0.0
+    assert auroc(torch.full((2, 1, S, S), 0.7)) == 0.5
+    # A low-resolution map, up-sampled: a blob in the middle of the crop is mostly face.
+    blob = torch.zeros(2, 1, 4, 4)
+    blob[:, :, 1:3, 1:3] = 1.0
+    assert 0.8 < auroc(blob) < 1.0
+
+
+def test_landmark_occlusion_auroc_reads_p_at_each_point_against_its_flags():
+    rng = np.random.default_rng(8)
+    points = rng.choice(S * S, size=(3, 68), replace=False)  # distinct pixel centres per face
+    xs, ys = points % S, points // S
+    landmarks = pixels_to_crop(np.stack([xs, ys], -1))
+    visible = torch.from_numpy(rng.random((3, 68)) > 0.3)
+
+    def map_with(value_visible, value_occluded):
+        occlusion_map = torch.full((3, 1, S, S), 0.5)
+        for f in range(3):
+            occlusion_map[f, 0, ys[f], xs[f]] = torch.where(visible[f], value_visible, value_occluded)
+        return occlusion_map
+
+    def auroc(occlusion_map, has_visibility=None, flags=visible):
+        metric = LandmarkOcclusionAUROC()
+        metric.update(occlusion_map, landmarks, flags, has_visibility)
+        return metric.compute().item()
+
+    assert auroc(map_with(0.9, 0.1)) == 1.0
+    assert auroc(map_with(0.1, 0.9)) == 0.0
+    assert auroc(torch.full((3, 1, S, S), 0.2)) == 0.5
+    assert math.isnan(auroc(map_with(0.9, 0.1), flags=torch.ones_like(visible)))  # nothing occluded
+    # Faces without visibility flags are left out: face 2's inverted points do not count.
+    mixed = map_with(0.9, 0.1)
+    mixed[2] = map_with(0.1, 0.9)[2]
+    assert auroc(mixed) < 1.0
+    assert auroc(mixed, has_visibility=torch.tensor([True, True, False])) == 1.0
+
+
+class OcclusionNet(torch.nn.Module):
+    """Landmarks at the crop centre and a fixed occlusion map."""
+
+    def __init__(self, occlusion_map: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+        self.map = occlusion_map
+
+    def forward(self, images):
+        faces = len(images)
+        return {"landmarks": self.weight + torch.zeros(faces, 68, 2), "occlusion_map": self.map[:faces]}
+
+
+def test_the_module_logs_each_occlusion_auroc_where_its_inputs_exist(monkeypatch):
+    from odn_lightning.module import LandmarkModule
+
+    from .helpers.batches import CROP_SIDE, random_batches
+
+    (batch,) = random_batches("test", count=1)
+    batch["landmarks"] = batch["landmarks"] / 2  # faces in the middle half of the crop
+    faces = len(batch["image"])
+    occlusion_map = torch.rand(faces, 1, 4, 4, generator=torch.Generator().manual_seed(9))
+    module = LandmarkModule(net=OcclusionNet(occlusion_map))
+    module.setup("test")
+    logged = {}
+    monkeypatch.setattr(module, "log", lambda name, value, **_: logged.__setitem__(name, float(value)))
+
+    outputs = module._eval_step(batch, "test")  # no visibility, no occluder mask: P against the face only
+    module._log_split_metrics("test")
+    occlusion_keys = {k for k in logged if "auroc" in k}
+    assert occlusion_keys == {"test/test/face_auroc"}
+    torch.testing.assert_close(
+        outputs["landmark_occlusion"], landmark_occlusion_scores(occlusion_map, batch["landmarks"])
+    )
+
+    logged.clear()
+    batch["has_visibility"] = torch.ones(faces, dtype=torch.bool)
+    batch["visible"] = torch.rand(faces, 68, generator=torch.Generator().manual_seed(10)) > 0.5
+    mask = torch.zeros(faces, CROP_SIDE, CROP_SIDE, dtype=torch.uint8)
+    mask[:, :2, :2] = 255  # a corner only: no occluder inside any face
+    batch["occluder_mask"] = mask
+    module._eval_step(batch, "test")
+    module._log_split_metrics("test")
+    occlusion_keys = {k for k in logged if "auroc" in k}
+    assert occlusion_keys == {
+        "test/test/face_auroc",
+        "test/test/occluder_auroc",
+        "test/test/landmark_occlusion_auroc",
+    }  # occluder_auroc_face has no occluded face pixel: not measured
+    for key in occlusion_keys:
+        assert 0.0 <= logged[key] <= 1.0

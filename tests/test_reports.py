@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from odn_lightning import runs
+from odn_lightning.data.formats.w300 import occlusion_path, read_occlusion
 from odn_lightning.eval import evaluate
 from odn_lightning.reports import (
     EvaluationReport,
@@ -24,6 +25,14 @@ from odn_lightning.reports import (
 )
 
 from .helpers.configs import compose_config
+
+OCCLUSION_AUROCS = ("occluder_auroc", "occluder_auroc_face", "face_auroc", "landmark_occlusion_auroc")
+
+
+def pairwise_auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """P(positive > negative) + P(tie) / 2, pair by pair."""
+    diff = positives[:, None] - negatives[None, :]
+    return float(((diff > 0) + 0.5 * (diff == 0)).mean())
 
 
 @pytest.fixture
@@ -56,12 +65,9 @@ def test_eval_writes_report_predictions_ced_plots_and_pictures(trained_run, tmp_
         for kind in ("predictions", "figure6"):
             assert cv2.imread(str(out / f"{kind}_{split}.png")) is not None
         # The synthetic data knows visibility and occluder masks: the occlusion numbers are measured.
-        assert {
-            f"test/{split}/nme_occluded",
-            f"test/{split}/nme_visible",
-            f"test/{split}/occluder_auroc",
-        } <= set(metrics)
-        assert 0.0 <= metrics[f"test/{split}/occluder_auroc"] <= 1.0
+        aurocs = [f"test/{split}/{k}" for k in OCCLUSION_AUROCS]
+        assert {f"test/{split}/nme_occluded", f"test/{split}/nme_visible", *aurocs} <= set(metrics)
+        assert all(0.0 <= metrics[key] <= 1.0 for key in aurocs)
     assert cv2.imread(str(out / "ced_common.png")).shape == (450, 600, 3)
 
     # Recomputing the NME from predictions.csv (original pixels) gives metrics.json's value.
@@ -76,12 +82,25 @@ def test_eval_writes_report_predictions_ced_plots_and_pictures(trained_run, tmp_
         np.testing.assert_allclose(errors, faces["nme"], rtol=1e-5)
         assert errors.mean() == pytest.approx(written[f"test/{split}/nme"], rel=1e-5)
         assert all(path.endswith(".jpg") for path in faces["image_path"])
+        # Each point's occlusion score, against the .occ flags, gives the landmark occlusion AUROC.
+        scores = faces["occlusion"]
+        assert scores.shape == (len(faces["nme"]), 68) and ((scores >= 0) & (scores <= 1)).all()
+        occluded = np.stack([read_occlusion(occlusion_path(Path(p)), 68) != 0 for p in faces["image_path"]])
+        bins = np.floor(scores * 200)  # the metric's 0.005 steps
+        assert pairwise_auroc(bins[occluded], bins[~occluded]) == pytest.approx(
+            written[f"test/{split}/landmark_occlusion_auroc"], abs=1e-3
+        )
 
     report = (out / "report.md").read_text()
     assert (
         f"| common | {len(predictions['common']['nme'])} | {100 * written['test/common/nme']:.2f} |" in report
     )
-    assert "occluder AUROC" in report and "![ced.png](ced.png)" in report
+    assert "![ced.png](ced.png)" in report
+    header = next(line for line in report.splitlines() if line.startswith("| split |"))
+    assert header.endswith(
+        "| occluder AUROC | occluder AUROC in face | face AUROC | landmark occlusion AUROC |"
+    )
+    assert "Occluder AUROC in face: the same over the face region only" in report
     # The run's 2 test batches of 8 hold every face of the tiny splits: nothing is said truncated.
     assert "runcated" not in report
     (callback,) = report_callbacks
@@ -145,6 +164,19 @@ def test_predictions_csv_round_trips(tmp_path):
     assert list(back) == ["a", "b"] and back["a"]["index"].tolist() == [0, 1]
     np.testing.assert_allclose(back["b"]["predicted"][0], rows[2]["predicted"], atol=1e-6)
     np.testing.assert_allclose(back["a"]["target"][1], rows[1]["target"], atol=1e-6)
+    assert "occlusion" not in back["a"]  # a network without P: no scores, as in files written before them
+    for row in rows:
+        row["occlusion"] = rng.uniform(0, 1, 5)
+    path = write_predictions(rows, tmp_path / "scores.csv")
+    assert (
+        path.read_text()
+        .splitlines()[0]
+        .endswith(",gt_y4,occ_score0,occ_score1,occ_score2,occ_score3,occ_score4")
+    )
+    back = read_predictions(path)
+    assert back["a"]["occlusion"].shape == (2, 5)
+    np.testing.assert_allclose(back["b"]["occlusion"][0], rows[2]["occlusion"], atol=1e-6)
+    np.testing.assert_allclose(back["b"]["predicted"][0], rows[2]["predicted"], atol=1e-6)
 
 
 def test_report_table_is_in_the_papers_units():
@@ -156,6 +188,26 @@ def test_report_table_is_in_the_papers_units():
     }
     table = report_table(metrics, ["common"], (0.08,))
     assert table.splitlines()[2] == "| common | 554 | 4.08 | 0.5000 | 3.10 | - |"
+
+
+def test_report_shows_the_occlusion_aurocs_measured_with_their_legend(tmp_path):
+    metrics = {
+        "test/common/nme": 0.05,
+        "test/common/faces": 8,
+        "test/common/face_auroc": 0.81234,
+        "test/common/landmark_occlusion_auroc": 0.7,
+        "test/cofw/nme": 0.06,
+        "test/cofw/face_auroc": 0.6,
+    }
+    lines = report_table(metrics, ["common", "cofw"], (0.08,)).splitlines()
+    assert lines[0].endswith("| mean-shape NME (x10^-2) | face AUROC | landmark occlusion AUROC |")
+    assert lines[2].endswith("| - | 0.8123 | 0.7000 |") and lines[3].endswith("| - | 0.6000 | - |")
+    text = write_report(tmp_path / "report.md", metrics, ["common", "cofw"], (0.08,), {}, []).read_text()
+    assert "Face AUROC: P against the face region (face pixels positive) over every pixel" in text
+    del metrics["test/common/face_auroc"], metrics["test/common/landmark_occlusion_auroc"]
+    del metrics["test/cofw/face_auroc"]
+    text = write_report(tmp_path / "report.md", metrics, ["common", "cofw"], (0.08,), {}, []).read_text()
+    assert "AUROC" not in text  # a network without P: neither columns nor legend
 
 
 def test_ced_curves_of_several_runs_overlay(tmp_path):
@@ -271,4 +323,4 @@ def test_table4_shows_a_null_metric_as_nan_and_a_missing_one_as_a_dash():
 
     run = SweepRun("odn", "done", Path("/sweep/0"), {"test/common/nme": None})
     row = table_markdown([run], ["common"], 0.10).splitlines()[2]
-    assert row == "| ODN (GM+LM+DM) | NaN | - | - | `0` |"
+    assert row == "| ODN (GM+LM+DM) | NaN | - | - | - | - | `0` |"  # params, GFLOPs unknown: "-"

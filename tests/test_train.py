@@ -82,7 +82,16 @@ def test_ddp_cpu_fits_with_two_processes_and_tests_like_one(train_config, tmp_pa
         compose_config("eval", [f"ckpt_path={best}", "trainer.enable_progress_bar=false"], tmp_path / "ev")
     )
     for split in ("common", "challenging", "full"):
-        for name in ("nme", "auc_08", "fr_10", "nme_occluded", "occluder_auroc"):
+        for name in (
+            "nme",
+            "auc_08",
+            "fr_10",
+            "nme_occluded",
+            "occluder_auroc",
+            "occluder_auroc_face",
+            "face_auroc",
+            "landmark_occlusion_auroc",
+        ):
             key = f"test/{split}/{name}"
             assert metrics[key] == pytest.approx(single[key], rel=1e-5, abs=1e-6), key
     # Both processes' faces reach one predictions.csv, each face once.

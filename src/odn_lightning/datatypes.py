@@ -59,6 +59,8 @@ class EvalStepOutput(NetworkOutput):
     predicted_px: Tensor  # (B, L, 2) float64, predictions in original pixels
     nme: Tensor  # (B,) float64, each face's NME
     normalising_distance: Tensor  # (B,) float64, what divided each face's mean error
+    # (B, L) float32, each ground-truth point's occlusion score, 1 - P read bilinearly there (with P)
+    landmark_occlusion: NotRequired[Tensor]
 
 
 def collate_samples(samples: list[Sample | None]) -> Batch | None:

@@ -19,7 +19,14 @@ from torch.optim import Optimizer
 from .crop import crop_to_original
 from .datatypes import Batch, EvalStepOutput, NetworkOutput
 from .losses import LandmarkObjective
-from .metrics import LandmarkNME, OccluderAUROC
+from .metrics import (
+    FaceAUROC,
+    FaceOccluderAUROC,
+    LandmarkNME,
+    LandmarkOcclusionAUROC,
+    OccluderAUROC,
+    landmark_occlusion_scores,
+)
 from .schemes import get_scheme
 
 log = logging.getLogger(__name__)
@@ -87,7 +94,7 @@ class LandmarkModule(L.LightningModule):
         self.register_buffer("mean_shape_known", torch.tensor(False))
         self.split_metrics = nn.ModuleDict()
         self.baseline_metrics = nn.ModuleDict()
-        self.occluder_metrics = nn.ModuleDict()
+        self.occlusion_metrics = nn.ModuleDict()  # per split: the AUROCs of the occlusion map P
         self.skipped_batches = 0
 
     def setup(self, stage: str) -> None:
@@ -97,7 +104,14 @@ class LandmarkModule(L.LightningModule):
             if name not in self.split_metrics:
                 self.split_metrics[name] = self._nme_metric()
                 self.baseline_metrics[name] = self._nme_metric()
-                self.occluder_metrics[name] = OccluderAUROC()
+                self.occlusion_metrics[name] = nn.ModuleDict(
+                    {
+                        "occluder_auroc": OccluderAUROC(),
+                        "occluder_auroc_face": FaceOccluderAUROC(),
+                        "face_auroc": FaceAUROC(),
+                        "landmark_occlusion_auroc": LandmarkOcclusionAUROC(),
+                    }
+                )
 
     def _nme_metric(self) -> LandmarkNME:
         return LandmarkNME(self.scheme.name, self.nme_normalisation, self.nme_thresholds)
@@ -196,11 +210,32 @@ class LandmarkModule(L.LightningModule):
                 self.mean_shape.expand_as(outputs["landmarks"]), batch["matrix"], size
             )
             self.baseline_metrics[split].update(mean_shape, batch["target_px"], **faces)
-        if "occlusion_map" in outputs and "occluder_mask" in batch:
-            self.occluder_metrics[split].update(outputs["occlusion_map"], batch["occluder_mask"])
+        occlusion = {}
+        if "occlusion_map" in outputs:
+            occlusion["landmark_occlusion"] = self._update_occlusion_metrics(outputs["occlusion_map"], batch)
         if stage == "val":
             self.log("val/loss", terms["loss"], batch_size=len(nme), add_dataloader_idx=False, sync_dist=True)
-        return EvalStepOutput(**outputs, predicted_px=predicted, nme=nme, normalising_distance=distance)
+        return EvalStepOutput(
+            **outputs, **occlusion, predicted_px=predicted, nme=nme, normalising_distance=distance
+        )
+
+    def _update_occlusion_metrics(self, occlusion_map: Tensor, batch: Batch) -> Tensor:
+        """Adds a batch to its split's occlusion AUROCs, each where its inputs exist (the face region
+        needs only the landmarks; the occluder mask and visibility flags not every dataset has), and
+        returns each ground-truth point's occlusion score, 1 - P there: (B, L)."""
+        metrics = self.occlusion_metrics[batch["split"][0]]
+        landmarks, index = batch["landmarks"], batch["index"]
+        metrics["face_auroc"].update(occlusion_map, landmarks, batch["image"].shape[-1], index=index)
+        if "occluder_mask" in batch:
+            mask = batch["occluder_mask"]
+            metrics["occluder_auroc"].update(occlusion_map, mask, index=index)
+            metrics["occluder_auroc_face"].update(occlusion_map, mask, landmarks, index=index)
+        has_visibility = torch.as_tensor(batch["has_visibility"], dtype=torch.bool)
+        if bool(has_visibility.any()):
+            metrics["landmark_occlusion_auroc"].update(
+                occlusion_map, landmarks, batch["visible"], has_visibility, index=index
+            )
+        return landmark_occlusion_scores(occlusion_map, landmarks)
 
     def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> EvalStepOutput:
         return self._eval_step(batch, "val")
@@ -216,9 +251,12 @@ class LandmarkModule(L.LightningModule):
             values = metric.compute()
             if self.mean_shape_known and self.baseline_metrics[split].update_called:
                 values["nme_mean_shape"] = self.baseline_metrics[split].compute()["nme"]
-            if self.occluder_metrics[split].update_called:
-                values["occluder_auroc"] = self.occluder_metrics[split].compute()
-                self.occluder_metrics[split].reset()
+            for name, occlusion_metric in self.occlusion_metrics[split].items():
+                if occlusion_metric.update_called:
+                    value = occlusion_metric.compute()
+                    if not torch.isnan(value):  # NaN: no positive or no negative, so not measured
+                        values[name] = value
+                    occlusion_metric.reset()
             for name, value in values.items():
                 self.log(f"{prefix}/{name}", value, prog_bar=stage == "val" and name == "nme")
             metric.reset()

@@ -2,7 +2,8 @@
 
 `EvaluationReport` (a Lightning callback, on for `eval` and for the test phase of `train`) writes
 `predictions.csv` (every face: image, split, normalising distance, NME, predicted and ground-truth
-points in original pixels), `ced_<split>.png` and `ced.png` (all splits overlaid), `report.md` (the
+points in original pixels and, for networks with the distillation module, each point's occlusion
+score 1 - P), `ced_<split>.png` and `ced.png` (all splits overlaid), `report.md` (the
 paper's table: NME x 10^-2, AUC, FR, occlusion numbers), `predictions_<split>.png` (a grid of faces)
 and, for networks with the distillation module, `figure6_<split>.png` (image, P, image x P).
 `ValidationPictures` logs a prediction grid (and a Figure-6 panel) each validation epoch.
@@ -47,17 +48,29 @@ def point_columns(prefix: str, num_landmarks: int) -> list[str]:
     return [f"{prefix}_{axis}{i}" for i in range(num_landmarks) for axis in "xy"]
 
 
+def occlusion_columns(num_landmarks: int) -> list[str]:
+    """Each point's occlusion score: occ_score0, occ_score1, ..."""
+    return [f"occ_score{i}" for i in range(num_landmarks)]
+
+
 def write_predictions(rows: Sequence[Mapping], path: Path) -> Path:
-    """rows: image_path, split, index, normalising_distance, nme, predicted (L, 2), target (L, 2) in pixels.
+    """rows: image_path, split, index, normalising_distance, nme, predicted (L, 2), target (L, 2) in pixels,
+    and optionally occlusion (L,), each point's occlusion score (written when every row has it).
     Written atomically, UTF-8 with surrogate escapes: a non-UTF-8 image path is kept byte for byte."""
     num_landmarks = len(rows[0]["predicted"]) if rows else 0
+    scores = bool(rows) and all("occlusion" in row for row in rows)
     with atomic_open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(
-            FACE_COLUMNS + point_columns("pred", num_landmarks) + point_columns("gt", num_landmarks)
+            FACE_COLUMNS
+            + point_columns("pred", num_landmarks)
+            + point_columns("gt", num_landmarks)
+            + (occlusion_columns(num_landmarks) if scores else [])
         )
         for row in rows:
-            points = [f"{v:.6f}" for v in np.concatenate([row["predicted"].ravel(), row["target"].ravel()])]
+            values = [row["predicted"].ravel(), row["target"].ravel()]
+            values += [np.asarray(row["occlusion"]).ravel()] if scores else []
+            points = [f"{v:.6f}" for v in np.concatenate(values)]
             writer.writerow(
                 [
                     row["image_path"],
@@ -73,7 +86,8 @@ def write_predictions(rows: Sequence[Mapping], path: Path) -> Path:
 
 def read_predictions(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     """predictions.csv by split: `image_path`, `index`, `normalising_distance`, `nme` (N,), `predicted` and
-    `target` (N, L, 2) in original pixels."""
+    `target` (N, L, 2) in original pixels, and `occlusion` (N, L), each point's occlusion score, where
+    the file has it (networks with the distillation module)."""
     with Path(path).open(encoding=ENCODING, errors=ERRORS, newline="") as f:
         rows = list(csv.DictReader(f))
     by_split: dict[str, dict[str, np.ndarray]] = {}
@@ -95,6 +109,9 @@ def read_predictions(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
                 -1, num_landmarks, 2
             ),
         }
+        if "occ_score0" in rows[0]:
+            scores = occlusion_columns(num_landmarks)
+            by_split[split]["occlusion"] = np.array([[float(row[c]) for c in scores] for row in chosen])
     return by_split
 
 
@@ -126,6 +143,31 @@ def truncated_splits(
     return out
 
 
+# The occlusion numbers report.md shows where measured: metric -> column.
+OCCLUSION_COLUMNS = {
+    "nme_occluded": "NME occluded (x10^-2)",
+    "nme_visible": "NME visible (x10^-2)",
+    "occluder_auroc": "occluder AUROC",
+    "occluder_auroc_face": "occluder AUROC in face",
+    "face_auroc": "face AUROC",
+    "landmark_occlusion_auroc": "landmark occlusion AUROC",
+}
+
+
+AUROC_LEGEND = (
+    "AUROCs of the distillation module's occlusion map P, up-sampled bilinearly to the crop: the "
+    "probability that a positive scores above a negative, ties counting half, scores rounded down to "
+    "steps of 0.005 (0.5: chance, 1: perfect). Face region: the pixels whose centre lies inside the "
+    "convex hull of the ground-truth landmarks. Occluder AUROC: 1 - P against the occluder mask over "
+    "every pixel of the crop (background counts as not occluded). Occluder AUROC in face: the same over "
+    "the face region only. Face AUROC: P against the face region (face pixels positive) over every "
+    "pixel of the crop: above 0.5 when P is higher on the face than on the background. Landmark "
+    "occlusion AUROC: 1 - P read bilinearly at each ground-truth landmark against the points annotated "
+    'occluded, over the faces with visibility flags. "-": not measured (no occluder masks or '
+    "visibility flags, or no positive or no negative among them)."
+)
+
+
 def report_table(
     metrics: Mapping[str, float | None], splits: Sequence[str], thresholds: Sequence[float]
 ) -> str:
@@ -136,10 +178,8 @@ def report_table(
     for t in thresholds:
         header += [f"AUC@{t:g}", f"FR@{t:g} (%)"]
     header += ["mean-shape NME (x10^-2)"]
-    occlusion = ("nme_occluded", "nme_visible", "occluder_auroc")
-    shown = [k for k in occlusion if any(f"test/{s}/{k}" in metrics for s in splits)]
-    names = {"nme_occluded": "NME occluded (x10^-2)", "nme_visible": "NME visible (x10^-2)"}
-    header += [names.get(k, "occluder AUROC") for k in shown]
+    shown = [k for k in OCCLUSION_COLUMNS if any(f"test/{s}/{k}" in metrics for s in splits)]
+    header += [OCCLUSION_COLUMNS[k] for k in shown]
 
     def cell(split: str, key: str, scale: float = 1.0, digits: int = 2) -> str:
         key = f"test/{split}/{key}"
@@ -159,7 +199,7 @@ def report_table(
             suffix = threshold_suffix(t)
             row += [cell(split, f"auc_{suffix}", digits=4), cell(split, f"fr_{suffix}", 100)]
         row += [cell(split, "nme_mean_shape", 100)]
-        row += [cell(split, k, 100) if k != "occluder_auroc" else cell(split, k, digits=4) for k in shown]
+        row += [cell(split, k, digits=4) if "auroc" in k else cell(split, k, 100) for k in shown]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -190,10 +230,11 @@ def write_report(
         "NME: mean point-to-point error divided by the normalising distance, averaged over faces (x10^-2 as "
         "in the paper's tables). AUC: area under the CED curve up to the threshold, divided by it. FR: "
         "faces whose NME exceeds the threshold. NME occluded / visible: mean normalised error over the "
-        "points annotated occluded / visible. Occluder AUROC: (1 - P) of the distillation module against "
-        "the occluder masks, pixel by pixel.",
+        "points annotated occluded / visible.",
         "",
     ]
+    if any(f"test/{s}/{k}" in metrics for s in splits for k in OCCLUSION_COLUMNS if "auroc" in k):
+        lines += [AUROC_LEGEND, ""]
     lines += [f"![{name}]({name})" for name in pictures]
     return atomic_write_text(path, "\n".join(lines) + "\n")
 
@@ -288,18 +329,21 @@ class EvaluationReport(L.Callback):
         distance = outputs["normalising_distance"].detach().cpu().numpy()
         predicted = outputs["predicted_px"].detach().to(torch.float64).cpu().numpy()
         nme = outputs["nme"].detach().cpu().numpy()
+        occlusion = outputs.get("landmark_occlusion")
+        occlusion = occlusion.detach().float().cpu().numpy() if occlusion is not None else None
         for i in range(len(nme)):
-            self.rows.append(
-                {
-                    "image_path": batch["image_path"][i],
-                    "split": split,
-                    "index": int(batch["index"][i]),
-                    "normalising_distance": float(distance[i]),
-                    "nme": float(nme[i]),
-                    "predicted": predicted[i],
-                    "target": target[i],
-                }
-            )
+            row = {
+                "image_path": batch["image_path"][i],
+                "split": split,
+                "index": int(batch["index"][i]),
+                "normalising_distance": float(distance[i]),
+                "nme": float(nme[i]),
+                "predicted": predicted[i],
+                "target": target[i],
+            }
+            if occlusion is not None:
+                row["occlusion"] = occlusion[i]
+            self.rows.append(row)
         if split not in self.picture_batches and self.pictures > 0 and trainer.is_global_zero:
             self.picture_batches[split] = batch_pictures(batch, outputs, self.pictures)
 
