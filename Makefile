@@ -18,6 +18,8 @@ ROOT_ARG = $(if $(ROOT),data.root=$(ROOT))
 # Table 4's six rows and the readout control (model choices), as one Hydra multirun; one W&B group.
 TABLE4_MODELS := brnet,brnet_conv_pool,gm_dm,dm_lm,gm_lm,odn_no_l1,odn
 SWEEP_GROUP := table4-$(DATA)-$(shell date +%Y%m%d-%H%M%S)
+# Where make ablation puts its sweep (Hydra's own naming), and the ERT anchor as its `ert` job.
+SWEEP_DIR := logs/train/multiruns/$(shell date +%Y-%m-%d_%H-%M-%S)
 # The synthetic sweep is sized for a CPU (about 20 min on 2 cores): the quickstart's 128 px crops,
 # batch and learning rate, 2 epochs, from scratch (no weight download). Real datasets: the paper's recipe.
 ABLATION_ARGS_synthetic := data.image_size=128 data.batch_size=16 model.optimizer.lr=3e-3 \
@@ -59,10 +61,11 @@ data-synthetic: install ## Generate the embedded synthetic faces under data/synt
 data-check: install ## Check a dataset's layout and split counts: make data-check DATA=w300 ROOT=/path/to/300W
 	$(PY) -m odn_lightning.data_check data=$(DATA) $(ROOT_ARG) $(ARGS)
 
-ablation: install ## Table 4: the six variants and the readout control as one multirun: make ablation DATA=synthetic|w300 [ROOT=/path] [ARGS=...]
+ablation: install ## Table 4: the six variants and the readout control as one multirun, and the ERT anchor: make ablation DATA=synthetic|w300 [ROOT=/path] [ARGS=...]
 	$(PY) -m odn_lightning.data_check data=$(DATA) $(ROOT_ARG)
 	$(PY) -m odn_lightning.train --multirun experiment=ablation model=$(TABLE4_MODELS) data=$(DATA) $(ROOT_ARG) \
-		group=$(SWEEP_GROUP) $(ABLATION_ARGS) $(ARGS)
+		group=$(SWEEP_GROUP) hydra.sweep.dir=$(SWEEP_DIR) $(ABLATION_ARGS) $(ARGS)
+	$(PY) -m odn_lightning.ert data=$(DATA) $(ROOT_ARG) hydra.run.dir=$(SWEEP_DIR)/ert
 
 table4: install ## Collect the newest ablation sweep into Table 4 (Markdown + overlaid CEDs) [SWEEP=dir]
 	$(PY) -m odn_lightning.table4 $(if $(SWEEP),sweep_dir=$(SWEEP))

@@ -138,6 +138,7 @@ def test_collector_reports_done_failed_and_missing_variants(tmp_path):
     fake_job(sweep, 2, "odn", 0.04)
     runs = {run.variant: run.status for run in read_sweep(sweep, list(TABLE4_ROWS))}
     assert runs == {
+        "ert": "missing",
         "brnet": "done",
         "brnet_conv_pool": "missing",
         "gm_dm": "failed",
@@ -149,14 +150,15 @@ def test_collector_reports_done_failed_and_missing_variants(tmp_path):
     table, plots = collect(sweep)
     lines = table.splitlines()
     assert "| params (M) | GFLOPs at 128 px | run |" in lines[0]
-    assert lines[2].startswith("| BRNet | 6.00 | 9.00 | 0.5000 | 0.5000 | 2.00 | 2.00 | 11.21 | 0.60 |")
-    assert lines[3].startswith("| BRNet, conv_pool readout (control) | MISSING")
-    assert lines[4].startswith("| +GM+DM | FAILED | FAILED") and str(sweep / "1") in lines[4]
-    assert lines[5].startswith("| +DM+LM | MISSING") and "no job in this sweep" in lines[5]
-    assert lines[8].startswith("| ODN (GM+LM+DM) | 4.00 | 6.00 |")
+    assert lines[2].startswith("| ERT (dlib, Kazemi & Sullivan 2014) | MISSING")
+    assert lines[3].startswith("| BRNet | 6.00 | 9.00 | 0.5000 | 0.5000 | 2.00 | 2.00 | 11.21 | 0.60 |")
+    assert lines[4].startswith("| BRNet, conv_pool readout (control) | MISSING")
+    assert lines[5].startswith("| +GM+DM | FAILED | FAILED") and str(sweep / "1") in lines[5]
+    assert lines[6].startswith("| +DM+LM | MISSING") and "no job in this sweep" in lines[6]
+    assert lines[9].startswith("| ODN (GM+LM+DM) | 4.00 | 6.00 |")
     assert [p.name for p in plots] == ["table4_ced_common.png", "table4_ced_full.png"]
     written = (sweep / "table4.md").read_text()
-    assert "done 2, failed 1, missing 4" in written and table in written
+    assert "done 2, failed 1, missing 5" in written and table in written
 
 
 def test_collector_names_a_missing_sweep(tmp_path):

@@ -25,6 +25,9 @@ from .runs import run_reporting_user_errors
 
 # Table 4's rows, in the paper's order: the model choice (conf/model/<name>.yaml) -> the paper's label.
 TABLE4_ROWS = {
+    # The classical anchor, not in the paper's Table 4: dlib's ERT (`python -m odn_lightning.ert`,
+    # run into the sweep as its `ert` folder by `make ablation`).
+    "ert": "ERT (dlib, Kazemi & Sullivan 2014)",
     "brnet": "BRNet",
     # A control, not in the paper: BRNet with the module rows' readout (conv_pool), so that a module
     # row's difference from BRNet is not its readout's.
