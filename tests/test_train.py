@@ -27,6 +27,10 @@ def test_fit_keeps_checkpoints_and_eval_reproduces_test_nme(train_config, tmp_pa
     assert last.is_file() and list((run / "checkpoints").glob("best-*.ckpt"))
     assert json.loads((run / "metrics.json").read_text())["test/common/nme"] == metrics["test/common/nme"]
     assert metrics["test/common/nme_mean_shape"] > 0
+    # Each eq.-3 term's share of the loss at the last step: the shares make the whole.
+    shares = {k: v for k, v in metrics.items() if k.startswith("train/share_")}
+    assert {"train/share_coord_l2", "train/share_nuclear_M", "train/share_frobenius_conv"} <= set(shares)
+    assert sum(shares.values()) == pytest.approx(1.0, rel=1e-5)
     # The network's size and cost, for Table 4: ODN at 64 px.
     assert metrics["model/params"] > 1e7 and metrics["model/image_size"] == 64 and metrics["model/flops"] > 0
 

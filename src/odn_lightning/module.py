@@ -171,9 +171,12 @@ class LandmarkModule(L.LightningModule):
             return None
         size = len(batch["image"])
         self.log("train/loss", terms["loss"], prog_bar=True, batch_size=size)
+        loss = terms["loss"].detach()
         for name, value in terms.items():
             if name != "loss":
                 self.log(f"train/{name}", value, batch_size=size)
+                # Each term's share of the loss: how much of eq. 3 the regularisers are at this scale.
+                self.log(f"train/share_{name}", value / loss, batch_size=size)
         return terms["loss"]
 
     def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
