@@ -25,6 +25,9 @@ SWEEP_DIR := logs/train/multiruns/$(shell date +%Y-%m-%d_%H-%M-%S)
 ABLATION_ARGS_synthetic := data.image_size=128 data.batch_size=16 model.optimizer.lr=3e-3 \
 	trainer.max_epochs=2 model.net.pretrained=false
 ABLATION_ARGS ?= $(ABLATION_ARGS_$(DATA))
+# make ablation SEEDS=3: every network variant under seeds 0..SEEDS-1 (table4: mean ± std per cell).
+SEEDS ?= 1
+SEED_ARG = $(if $(filter 1,$(SEEDS)),,seed=$(shell seq -s, 0 $$(( $(SEEDS) - 1 ))))
 
 .PHONY: help install train eval test lint format data-synthetic data-check clean clean-all \
 	ablation table4 reproduce-300w reproduce-cofw reproduce-aflw
@@ -61,10 +64,10 @@ data-synthetic: install ## Generate the embedded synthetic faces under data/synt
 data-check: install ## Check a dataset's layout and split counts: make data-check DATA=w300 ROOT=/path/to/300W
 	$(PY) -m odn_lightning.data_check data=$(DATA) $(ROOT_ARG) $(ARGS)
 
-ablation: install ## Table 4: the six variants and the readout control as one multirun, and the ERT anchor: make ablation DATA=synthetic|w300 [ROOT=/path] [ARGS=...]
+ablation: install ## Table 4: the six variants and the readout control as one multirun, and the ERT anchor: make ablation DATA=synthetic|w300 [ROOT=/path] [SEEDS=3] [ARGS=...]
 	$(PY) -m odn_lightning.data_check data=$(DATA) $(ROOT_ARG)
 	$(PY) -m odn_lightning.train --multirun experiment=ablation model=$(TABLE4_MODELS) data=$(DATA) $(ROOT_ARG) \
-		group=$(SWEEP_GROUP) hydra.sweep.dir=$(SWEEP_DIR) $(ABLATION_ARGS) $(ARGS)
+		group=$(SWEEP_GROUP) hydra.sweep.dir=$(SWEEP_DIR) $(SEED_ARG) $(ABLATION_ARGS) $(ARGS)
 	$(PY) -m odn_lightning.ert data=$(DATA) $(ROOT_ARG) hydra.run.dir=$(SWEEP_DIR)/ert
 
 table4: install ## Collect the newest ablation sweep into Table 4 (Markdown + overlaid CEDs) [SWEEP=dir]

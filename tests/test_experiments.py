@@ -202,3 +202,44 @@ def test_two_variant_sweep_runs_and_collects(launcher, tmp_path, synthetic_root)
     collected = run_cli("odn_lightning.table4", f"paths.log_dir={tmp_path}", "variants=[brnet,odn]")
     assert collected.returncode == 0, collected.stderr[-3000:]
     assert "| BRNet |" in collected.stdout and "| ODN (GM+LM+DM) |" in collected.stdout
+
+
+def test_seeds_of_a_variant_become_mean_and_std_marked_beyond_twice_the_pooled_std(tmp_path):
+    sweep = tmp_path / "sweep"
+    # BRNet 6.0, 6.1, 6.2 (x10^-2 on common); ODN 4.0, 4.1, 4.2: 2.00 apart, pooled std 0.10 -> marked.
+    # The readout control 6.1, 6.2, 6.3: 0.10 apart -> not marked.
+    for number, (variant, nme) in enumerate(
+        [
+            (v, base + 0.001 * k)
+            for v, base in (("brnet", 0.06), ("odn", 0.04), ("brnet_conv_pool", 0.061))
+            for k in range(3)
+        ]
+    ):
+        fake_job(sweep, number, variant, nme)
+    runs = {run.variant: run for run in read_sweep(sweep, ["brnet", "brnet_conv_pool", "odn"])}
+    assert len(runs["odn"].replicas) == 3 and runs["odn"].jobs == 3
+    table, _ = collect(sweep, ["brnet", "brnet_conv_pool", "odn"])
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in table.splitlines()[2:]}
+    assert rows["BRNet"][1] == "6.10 ± 0.10"
+    assert rows["ODN (GM+LM+DM)"][1] == "4.10 ± 0.10 *"
+    assert rows["BRNet, conv_pool readout (control)"][1] == "6.20 ± 0.10"
+    assert "3 of 3 seeds" in rows["ODN (GM+LM+DM)"][-1]
+
+
+def test_paired_difference_is_face_by_face_with_a_bootstrap_interval(tmp_path):
+    from odn_lightning.table4 import paired_difference
+
+    sweep = tmp_path / "sweep"
+    # fake_job's faces have NME nme * (i + 1) / 2 for i = 0, 1, 2: ODN is BRNet - 0.5 x 0.02 x (i + 1).
+    fake_job(sweep, 0, "brnet", 0.06)
+    fake_job(sweep, 1, "odn", 0.04)
+    runs = {run.variant: run for run in read_sweep(sweep, ["brnet", "odn"])}
+    mean, low, high, faces = paired_difference(runs["odn"], runs["brnet"], "common")
+    assert faces == 3
+    assert mean == pytest.approx(-0.02)  # mean of -0.01, -0.02, -0.03
+    assert -0.03 - 1e-12 <= low <= mean <= high <= -0.01 + 1e-12  # every face improved: 0 is outside
+    same, low, high, _ = paired_difference(runs["brnet"], runs["brnet"], "common")
+    assert same == low == high == 0.0
+    collect(sweep, ["brnet", "odn"])
+    written = (sweep / "table4.md").read_text()
+    assert "- common: -2.00 [" in written and "3 faces" in written

@@ -15,15 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import hydra
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from .atomic import atomic_write_text
 from .config import CONFIG_DIR
 from .metrics import threshold_suffix
-from .reports import PREDICTIONS_FILE, overlay_ced
+from .reports import PREDICTIONS_FILE, overlay_ced, read_predictions
 from .runs import run_reporting_user_errors
 
 # Table 4's rows, in the paper's order: the model choice (conf/model/<name>.yaml) -> the paper's label.
+# Cells of the other rows are compared with this row's (over seeds: `beyond_noise`).
+REFERENCE = "brnet"
 TABLE4_ROWS = {
     # The classical anchor, not in the paper's Table 4: dlib's ERT (`python -m odn_lightning.ert`,
     # run into the sweep as its `ert` folder by `make ablation`).
@@ -42,11 +45,21 @@ TABLE4_ROWS = {
 
 @dataclass
 class SweepRun:
+    """A row: one variant, with one job per seed. `metrics` and `run_dir` are its first done job's
+    (or its first job's); `replicas` and `run_dirs` hold every done job's (one per seed)."""
+
     variant: str
-    status: str  # "done", "failed" (a job without metrics.json) or "missing" (no job)
+    status: str  # "done" (a job with test metrics), "failed" (jobs, none with metrics) or "missing"
     run_dir: Path | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     splits: list[str] = field(default_factory=list)
+    replicas: list[dict[str, float]] = field(default_factory=list)
+    run_dirs: list[Path] = field(default_factory=list)
+    jobs: int = 0
+
+    def values(self, key: str) -> list[float | None]:
+        """`key` of every seed (the single job's when there are no replicas)."""
+        return [m.get(key) for m in (self.replicas or [self.metrics]) if key in m]
 
 
 def latest_sweep(log_dir: str | Path) -> Path:
@@ -74,7 +87,8 @@ def run_variant(run_dir: Path, config: DictConfig) -> str:
 
 
 def read_sweep(sweep_dir: str | Path, variants: Sequence[str]) -> list[SweepRun]:
-    """One SweepRun per variant, in `variants` order, then any other variant the sweep holds."""
+    """One SweepRun per variant (its jobs of every seed together), in `variants` order, then any
+    other variant the sweep holds."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"sweep_dir={sweep_dir} does not exist")
@@ -86,19 +100,54 @@ def read_sweep(sweep_dir: str | Path, variants: Sequence[str]) -> list[SweepRun]
         metrics_file = run_dir / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
         test_splits = list(OmegaConf.select(config, "data.test_splits") or [])
-        done = any(key.startswith("test/") for key in metrics)
-        found[variant] = SweepRun(variant, "done" if done else "failed", run_dir, metrics, test_splits)
+        row = found.setdefault(variant, SweepRun(variant, "failed", run_dir, metrics, test_splits))
+        row.jobs += 1
+        if any(key.startswith("test/") for key in metrics):
+            if row.status != "done":
+                row.status, row.run_dir, row.metrics, row.splits = "done", run_dir, metrics, test_splits
+            row.replicas.append(metrics)
+            row.run_dirs.append(run_dir)
     runs = [found.pop(v, SweepRun(v, "missing")) for v in variants]
     return runs + list(found.values())
 
 
-def _cell(run: SweepRun, split: str, key: str, scale: float, digits: int) -> str:
-    """A number not measured (no key) is "-"; a non-finite one (null in metrics.json) is "NaN"."""
+def mean_std(values: Sequence[float | None]) -> tuple[float, float] | None:
+    """Mean and sample standard deviation (ddof 1; 0 for one value); None if any is not finite."""
+    if not values or any(v is None or not np.isfinite(v) for v in values):
+        return None
+    array = np.asarray(values, dtype=np.float64)
+    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
+
+
+def beyond_noise(run: SweepRun, reference: SweepRun | None, key: str) -> bool:
+    """Whether `run` differs from `reference` on `key` by more than twice their pooled standard
+    deviation, sqrt((s_a^2 + s_b^2) / 2); needs two seeds or more on both sides."""
+    if reference is None or reference is run or len(run.replicas) < 2 or len(reference.replicas) < 2:
+        return False
+    a, b = mean_std(run.values(key)), mean_std(reference.values(key))
+    if a is None or b is None:
+        return False
+    pooled = np.sqrt((a[1] ** 2 + b[1] ** 2) / 2)
+    return abs(a[0] - b[0]) > 2 * pooled
+
+
+def _cell(
+    run: SweepRun, split: str, key: str, scale: float, digits: int, reference: SweepRun | None = None
+) -> str:
+    """A number not measured (no key) is "-"; a non-finite one (null in metrics.json) is "NaN"; over
+    several seeds "mean ± std", with "*" where it differs from `reference` beyond twice the pooled std."""
     key = f"test/{split}/{key}"
-    if key not in run.metrics:
+    values = run.values(key)
+    if not values:
         return "-"
-    number = run.metrics[key]
-    return "NaN" if number is None or number != number else f"{number * scale:.{digits}f}"
+    if len(values) == 1:
+        number = values[0]
+        return "NaN" if number is None or number != number else f"{number * scale:.{digits}f}"
+    stats = mean_std(values)
+    if stats is None:
+        return "NaN"
+    mark = " *" if beyond_noise(run, reference, key) else ""
+    return f"{stats[0] * scale:.{digits}f} ± {stats[1] * scale:.{digits}f}{mark}"
 
 
 def _size(run: SweepRun, key: str, scale: float, digits: int) -> str:
@@ -109,6 +158,7 @@ def _size(run: SweepRun, key: str, scale: float, digits: int) -> str:
 def table_markdown(runs: Sequence[SweepRun], splits: Sequence[str], threshold: float) -> str:
     """Rows: variants; columns: NME x 10^-2 per split, then AUC and FR (%) at `threshold` per split,
     then the network's parameters and cost per image (`model/params`, `model/flops` of metrics.json)."""
+    reference = next((r for r in runs if r.variant == REFERENCE and r.status == "done"), None)
     sizes = {r.metrics.get("model/image_size") for r in runs if r.status == "done"} - {None}
     image_size = int(sizes.pop()) if len(sizes) == 1 else None
     suffix = threshold_suffix(threshold)
@@ -124,12 +174,69 @@ def table_markdown(runs: Sequence[SweepRun], splits: Sequence[str], threshold: f
             lines.append("| " + " | ".join([label, *cells, where]) + " |")
             continue
 
-        cells = [_cell(run, s, "nme", 100, 2) for s in splits]
-        cells += [_cell(run, s, f"auc_{suffix}", 1, 4) for s in splits]
-        cells += [_cell(run, s, f"fr_{suffix}", 100, 2) for s in splits]
+        cells = [_cell(run, s, "nme", 100, 2, reference) for s in splits]
+        cells += [_cell(run, s, f"auc_{suffix}", 1, 4, reference) for s in splits]
+        cells += [_cell(run, s, f"fr_{suffix}", 100, 2, reference) for s in splits]
         cells += [_size(run, "model/params", 1e-6, 2), _size(run, "model/flops", 1e-9, 2)]
-        lines.append("| " + " | ".join([label, *cells, f"`{run.run_dir.name}`"]) + " |")
+        where = f"`{run.run_dir.name}`"
+        if len(run.replicas) > 1 or run.jobs > 1:
+            where = f"{len(run.replicas)} of {run.jobs} seeds: " + ", ".join(
+                f"`{d.name}`" for d in run.run_dirs
+            )
+        lines.append("| " + " | ".join([label, *cells, where]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def per_face_nme(run: SweepRun, split: str) -> dict[int, float]:
+    """Each face's NME on `split` by dataset index, averaged over the run's seeds (predictions.csv)."""
+    by_face: dict[int, list[float]] = {}
+    for run_dir in run.run_dirs:
+        path = run_dir / PREDICTIONS_FILE
+        faces = read_predictions(path).get(split) if path.is_file() else None
+        if faces is not None:
+            for index, nme in zip(faces["index"], faces["nme"], strict=True):
+                by_face.setdefault(int(index), []).append(float(nme))
+    return {index: float(np.mean(values)) for index, values in by_face.items()}
+
+
+def paired_difference(
+    a: SweepRun, b: SweepRun, split: str, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float, int] | None:
+    """Mean over the faces both rows evaluated of NME_a - NME_b (each face's NME averaged over seeds)
+    and its 95% percentile bootstrap interval (faces resampled with replacement): (mean, low, high,
+    faces). Pairing removes what the faces share, so it sees smaller effects than the two means do."""
+    first, second = per_face_nme(a, split), per_face_nme(b, split)
+    faces = sorted(set(first) & set(second))
+    if not faces:
+        return None
+    differences = np.array([first[i] - second[i] for i in faces])
+    if not np.isfinite(differences).all():
+        return float("nan"), float("nan"), float("nan"), len(faces)
+    rng = np.random.default_rng(seed)
+    means = differences[rng.integers(0, len(faces), (resamples, len(faces)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(differences.mean()), float(low), float(high), len(faces)
+
+
+def paired_lines(runs: Sequence[SweepRun], splits: Sequence[str], first: str = "odn") -> list[str]:
+    """The face-by-face comparison of `first` with the reference row, one line per split."""
+    rows = {r.variant: r for r in runs if r.status == "done"}
+    if first not in rows or REFERENCE not in rows:
+        return []
+    a, b = rows[first], rows[REFERENCE]
+    label_a, label_b = TABLE4_ROWS.get(first, first), TABLE4_ROWS.get(REFERENCE, REFERENCE)
+    lines = [
+        f"**{label_a} - {label_b}, face by face** (NME x 10^-2; each face's NME averaged over "
+        f"{len(a.run_dirs)} and {len(b.run_dirs)} seeds; 95% bootstrap interval over faces; below 0: "
+        f"{label_a} is better):",
+        "",
+    ]
+    for split in splits:
+        result = paired_difference(a, b, split)
+        if result is not None:
+            mean, low, high, faces = result
+            lines.append(f"- {split}: {mean * 100:+.2f} [{low * 100:+.2f}, {high * 100:+.2f}], {faces} faces")
+    return lines + [""]
 
 
 def collect(
@@ -157,6 +264,10 @@ def collect(
         f"{counts['missing']}. NME normalised as the dataset defines it, x 10^-2 as in the paper.",
         "",
         table,
+        "Over several seeds a cell is mean ± standard deviation; * marks a difference from BRNet larger "
+        "than twice the pooled standard deviation.",
+        "",
+        *paired_lines(runs, splits),
     ]
     text += [f"![{p.name}]({p.name})" for p in plots]
     atomic_write_text(sweep_dir / "table4.md", "\n".join(text) + "\n")
