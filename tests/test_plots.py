@@ -149,16 +149,37 @@ def random_image() -> np.ndarray:
 def test_figure6_panel_zero_map_blacks_out_third_panel():
     image = random_image()
     panel = figure6_panel(image, np.zeros((8, 6)))
-    assert panel.shape == (H, 3 * W, 3)
+    assert panel.shape == (H, 3 * W + W // 8, 3)  # three panels and the colour bar
     assert panel.dtype == np.uint8
     np.testing.assert_array_equal(panel[:, :W], image)
-    assert not panel[:, 2 * W :].any()
+    assert not panel[:, 2 * W : 3 * W].any()
 
 
 def test_figure6_panel_one_map_keeps_image_in_third_panel():
     image = random_image()
     panel = figure6_panel(image, np.ones((8, 6)))
-    np.testing.assert_array_equal(panel[:, 2 * W :], image)
+    np.testing.assert_array_equal(panel[:, 2 * W : 3 * W], image)
+
+
+def test_figure6_colour_bar_runs_from_red_at_the_top_to_blue_at_the_bottom():
+    bar = figure6_panel(random_image(), np.zeros((4, 4)))[:, 3 * W :].astype(int)
+    middle = bar.shape[1] // 2
+    top, bottom = bar[H // 3 - 4, middle], bar[-H // 5, middle]  # away from the printed 1 and 0
+    assert top[0] > top[2] and bottom[2] > bottom[0]
+
+
+def test_figure6_outlines_the_occluder_and_marks_points_by_visibility():
+    image = np.full((H, W, 3), 100, dtype=np.uint8)
+    mask = np.zeros((H, W), dtype=np.uint8)
+    mask[10:30, 10:30] = 255
+    points = np.array([[6.0, 6.0], [20.0, 20.0]])
+    panel = figure6_panel(image, np.full((4, 4), 0.5), mask, points, np.array([True, False]))
+    first, coloured = panel[:, :W], panel[:, W : 2 * W]
+    outline = (first == 255).all(axis=-1)
+    assert outline[10, 15] and outline[29, 15] and not outline[20, 20]  # the border, not the inside
+    assert tuple(coloured[6, 6]) == (0, 255, 0) and tuple(coloured[20, 20]) == (255, 0, 255)
+    # The third panel prints the mean occlusion score of the visible and of the occluded points.
+    assert (panel[:, 2 * W : 3 * W] == 255).any()
 
 
 def test_figure6_colour_panel_is_rgb_jet():

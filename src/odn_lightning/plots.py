@@ -165,15 +165,75 @@ def upsample_map(occlusion_map: np.ndarray, size: tuple[int, int]) -> np.ndarray
     return cv2.resize(occlusion_map, (int(width), int(height)), interpolation=cv2.INTER_LINEAR)
 
 
-def figure6_panel(image: np.ndarray, occlusion_map: np.ndarray) -> np.ndarray:
-    """Image, its occlusion probability map P in colour, and image x P side by side: (H, 3W, 3) uint8."""
+OUTLINE_RGB = (255, 255, 255)
+VISIBLE_RGB = (0, 255, 0)
+OCCLUDED_RGB = (255, 0, 255)
+
+
+def colour_bar(height: int, width: int) -> np.ndarray:
+    """A vertical JET scale, P = 1 at the top to 0 at the bottom, labelled: (height, width, 3) uint8."""
+    values = np.linspace(255, 0, height).astype(np.uint8)[:, None].repeat(width, axis=1)
+    bar = cv2.cvtColor(cv2.applyColorMap(values, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    scale = max(height / 400, 0.25)
+    for text, y in (("1", int(12 * scale * 2)), ("0", height - 4)):
+        cv2.putText(bar, text, (1, y), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT_RGB, 1, cv2.LINE_AA)
+    return bar
+
+
+def figure6_panel(
+    image: np.ndarray,
+    occlusion_map: np.ndarray,
+    occluder_mask: np.ndarray | None = None,
+    points: np.ndarray | None = None,
+    visible: np.ndarray | None = None,
+) -> np.ndarray:
+    """Image, its occlusion probability map P in colour, image x P and a colour bar of P, side by
+    side: (H, 3W + W // 8, 3) uint8. With `occluder_mask` (H, W), the occluders' outline is drawn on
+    the first two panels; with `points` (L, 2) in the crop's pixels, each landmark is marked on the map
+    (green visible, magenta occluded, by `visible`) and the mean occlusion score 1 - P at the visible
+    and at the occluded points is printed on the third panel."""
     _check_image(image, "image")
     h, w, _ = image.shape
     prob = np.clip(upsample_map(occlusion_map, (h, w)), 0.0, 1.0)
     coloured = cv2.applyColorMap(np.round(prob * 255).astype(np.uint8), cv2.COLORMAP_JET)
     coloured = cv2.cvtColor(coloured, cv2.COLOR_BGR2RGB)
-    masked = np.clip(np.round(image.astype(np.float32) * prob[..., None]), 0, 255).astype(np.uint8)
-    return np.concatenate([image, coloured, masked], axis=1)
+    masked = np.ascontiguousarray(
+        np.clip(np.round(image.astype(np.float32) * prob[..., None]), 0, 255).astype(np.uint8)
+    )
+    first = np.ascontiguousarray(image)  # OpenCV draws on C-ordered arrays only
+    first = first.copy() if first is image else first
+    coloured = np.ascontiguousarray(coloured)
+    if occluder_mask is not None:
+        contours, _ = cv2.findContours(
+            (occluder_mask > 0).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
+        )
+        for panel in (first, coloured):
+            cv2.drawContours(panel, contours, -1, OUTLINE_RGB, 1)
+    if points is not None:
+        flags = np.ones(len(points), dtype=bool) if visible is None else np.asarray(visible, dtype=bool)
+        columns = np.clip(np.round(points[:, 0] - 0.5).astype(int), 0, w - 1)
+        rows = np.clip(np.round(points[:, 1] - 0.5).astype(int), 0, h - 1)
+        scores = 1.0 - prob[rows, columns]
+        radius = max(1, w // 96)
+        for (x, y), seen in zip(points, flags, strict=True):
+            cv2.circle(
+                coloured, (int(round(x)), int(round(y))), radius, VISIBLE_RGB if seen else OCCLUDED_RGB, -1
+            )
+        size = max(w / 400, 0.3)
+        lines = [f"1-P vis {scores[flags].mean():.2f}" if flags.any() else ""]
+        lines.append(f"1-P occ {scores[~flags].mean():.2f}" if (~flags).any() else "")
+        for i, text in enumerate(t for t in lines if t):
+            cv2.putText(
+                masked,
+                text,
+                (2, int((i + 1) * 30 * size)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                size,
+                TEXT_RGB,
+                1,
+                cv2.LINE_AA,
+            )
+    return np.concatenate([first, coloured, masked, colour_bar(h, max(w // 8, 4))], axis=1)
 
 
 def save_png(image: np.ndarray, path: str | Path) -> Path:

@@ -263,7 +263,17 @@ def batch_pictures(batch: Batch, outputs: EvalStepOutput, count: int) -> dict[st
     pictures = {"predictions": prediction_grid(images, predicted, target, nme)}
     if "occlusion_map" in outputs:
         maps = outputs["occlusion_map"][:count, 0].detach().float().cpu().numpy()
-        pictures["figure6"] = np.concatenate([figure6_panel(i, m) for i, m in zip(images, maps, strict=True)])
+        masks = batch["occluder_mask"][:count].cpu().numpy() if "occluder_mask" in batch else [None] * count
+        with_visibility = bool(torch.as_tensor(batch["has_visibility"]).all())
+        visible = batch["visible"][:count].cpu().numpy() if with_visibility else [None] * count
+        pictures["figure6"] = np.concatenate(
+            [
+                figure6_panel(image, occlusion, mask, points, flags)
+                for image, occlusion, mask, points, flags in zip(
+                    images, maps, masks, target, visible, strict=True
+                )
+            ]
+        )
     return pictures
 
 
