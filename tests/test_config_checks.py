@@ -70,6 +70,7 @@ BAD = [
     ("data.scheme", "???"),
     ("data.batch_size", "${oops}"),
     ("model.optimizer.lr", "-1"),
+    ("model.objective.coordinate_unit", "inches"),
     ("model.net.num_landmarks", "10"),
     ("model.net.use_gm", "yes"),
     ("model.scheme", "cofw29"),

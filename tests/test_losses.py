@@ -185,6 +185,19 @@ def test_objective_returns_every_term_weighted_and_the_total() -> None:
     assert terms["loss"].item() == pytest.approx(sum(expected.values()), rel=1e-5)
 
 
+def test_coordinate_term_in_crop_pixels_is_the_normalised_one_times_half_the_crop_squared() -> None:
+    net, (outputs, target) = _TinyNet(), _outputs()
+    normalised = LandmarkObjective(**WEIGHTS)(outputs, target, net)
+    pixels = LandmarkObjective(**WEIGHTS, coordinate_unit="pixels", crop_size=128)(outputs, target, net)
+    # A crop pixel is 2 / 128 of the normalised frame: squared errors grow by 64^2.
+    assert pixels["coord_l2"].item() == pytest.approx(64**2 * normalised["coord_l2"].item(), rel=1e-5)
+    assert pixels["frobenius_conv"].item() == pytest.approx(normalised["frobenius_conv"].item(), rel=1e-6)
+    with pytest.raises(ValueError, match="coordinate_unit=pixels needs model.objective.crop_size"):
+        LandmarkObjective(coordinate_unit="pixels")
+    with pytest.raises(ValueError, match="choose one of"):
+        LandmarkObjective(coordinate_unit="inches")
+
+
 @pytest.mark.parametrize("zeroed", list(TERM_WEIGHT))
 def test_objective_term_is_zero_when_its_weight_is_zero(zeroed: str) -> None:
     net, (outputs, target) = _TinyNet(), _outputs()

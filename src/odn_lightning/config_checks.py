@@ -20,6 +20,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from .data.dataset import CROP_BOXES, ON_BAD_SAMPLE
+from .losses import COORDINATE_UNITS
 from .metrics import NORMALISATIONS
 from .models.low_rank import READOUTS
 from .module import ON_NON_FINITE
@@ -168,6 +169,7 @@ CHECKS: tuple[tuple[str, Check, str], ...] = (
     ("model.net.readout", nullable(one_of(READOUTS)), "conv_pool"),
     ("model.optimizer.lr", number_above(0), "0.001"),
     *((f"model.objective.{weight}", number_at_least(0), "1e-5") for weight in OBJECTIVE_WEIGHTS),
+    ("model.objective.coordinate_unit", one_of(COORDINATE_UNITS), "pixels"),
 )
 
 

@@ -34,6 +34,10 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+# What the coordinate term measures: the crop's normalised frame ([-1, 1] across the crop) or crop
+# pixels. It sets the scale of the L2 term against the regularisers, whose weights are the paper's.
+COORDINATE_UNITS = ("normalised", "pixels")
+
 # Newton-Schulz schedule for the polar factor (see `polar_factor_newton_schulz`). The quintic steps
 # grow small singular values ~3.4x per step; the cubic steps then converge every singular value that
 # reached [0.68, 1.2] to 1 quadratically. With 6 + 6 steps, singular values above ~2e-4 of the scale
@@ -173,13 +177,27 @@ class LandmarkObjective(nn.Module):
         lam: float = 1e-5,
         eta: float = 1e-6,
         nuclear_norm_method: str = "auto",
+        coordinate_unit: str = "normalised",
+        crop_size: int | None = None,
     ) -> None:
         super().__init__()
+        if coordinate_unit not in COORDINATE_UNITS:
+            raise ValueError(
+                f"model.objective.coordinate_unit={coordinate_unit!r}; choose one of {COORDINATE_UNITS}"
+            )
+        if coordinate_unit == "pixels" and not crop_size:
+            raise ValueError(
+                "model.objective.coordinate_unit=pixels needs model.objective.crop_size (the crop side)"
+            )
+        self.coordinate_unit, self.crop_size = coordinate_unit, crop_size
+        # Normalised coordinates span 2 over the crop: a crop pixel is crop_size / 2 of them.
+        self.coordinate_scale = crop_size / 2 if coordinate_unit == "pixels" else 1.0
         self.alpha, self.beta, self.gamma, self.lam, self.eta = alpha, beta, gamma, lam, eta
         self.nuclear_norm_method = nuclear_norm_method
 
     def forward(self, outputs: Mapping[str, Tensor], target: Tensor, net: nn.Module) -> dict[str, Tensor]:
-        coord = coordinate_l2(outputs["landmarks"].float(), target.float())
+        scale = self.coordinate_scale
+        coord = coordinate_l2(outputs["landmarks"].float() * scale, target.float() * scale)
         terms: dict[str, Tensor] = {"coord_l2": coord}
 
         def add(name: str, weight: float, compute) -> None:
@@ -206,5 +224,5 @@ class LandmarkObjective(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}, lam={self.lam}, eta={self.eta}, "
-            f"nuclear_norm_method={self.nuclear_norm_method!r}"
+            f"nuclear_norm_method={self.nuclear_norm_method!r}, coordinate_unit={self.coordinate_unit!r}"
         )
