@@ -6,7 +6,6 @@ import json
 import math
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -19,7 +18,6 @@ from odn_lightning.reports import (
     EvaluationReport,
     read_predictions,
     report_table,
-    split_counts_metrics,
     write_predictions,
     write_report,
 )
@@ -105,7 +103,7 @@ def test_eval_writes_report_predictions_ced_plots_and_pictures(trained_run, tmp_
     assert "runcated" not in report
     (callback,) = report_callbacks
     assert callback.split_counts == {"common": (8, 8), "challenging": (4, 4), "full": (12, 12)}
-    assert split_counts_metrics(SimpleNamespace(callbacks=[callback]))["test/full/faces_in_split"] == 12
+    assert written["test/full/faces_in_split"] == 12
     assert not list(out.glob("**/.*.tmp"))  # no temporary file left behind
 
 
@@ -117,10 +115,9 @@ def test_a_truncated_split_is_said_to_be(trained_run, tmp_path, report_callbacks
         "trainer.limit_test_batches=1",  # one batch of 8: `full` (12 faces) is cut to common's first 8
         "callbacks.evaluation_report.pictures=0",
     ]
-    evaluate(compose_config("eval", overrides, out), overrides)
+    counts = evaluate(compose_config("eval", overrides, out), overrides)
     (callback,) = report_callbacks
     assert callback.split_counts == {"common": (8, 8), "challenging": (4, 4), "full": (8, 12)}
-    counts = split_counts_metrics(SimpleNamespace(callbacks=[callback]))
     assert counts["test/full/faces"] == 8 < counts["test/full/faces_in_split"] == 12
     assert counts["test/common/faces"] == counts["test/common/faces_in_split"] == 8
     report = (out / "report.md").read_text()

@@ -23,7 +23,6 @@ from .checkpoints import CheckpointError, load_checkpoint
 from .config import CONFIG_DIR, overridden
 from .config_checks import check_config
 from .registry import build_datamodule, build_model
-from .reports import split_counts_metrics
 from .schemes import get_scheme
 
 STORED_DATA = "from_checkpoint"
@@ -98,7 +97,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
     )
     # The weights are in the model already; ckpt_path names them in report.md (read weights-only).
     trainer.test(model, datamodule=datamodule, ckpt_path=str(cfg.ckpt_path))
-    metrics = runs.scalar_metrics({**trainer.callback_metrics, **split_counts_metrics(trainer)})
+    metrics = runs.scalar_metrics(trainer.callback_metrics)
     runs.write_metrics(cfg.paths.output_dir, metrics)
     runs.print_summary(
         "odn-eval", metrics, {"run directory": cfg.paths.output_dir, "checkpoint": cfg.ckpt_path}

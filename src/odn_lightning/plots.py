@@ -200,8 +200,7 @@ def figure6_panel(
     masked = np.ascontiguousarray(
         np.clip(np.round(image.astype(np.float32) * prob[..., None]), 0, 255).astype(np.uint8)
     )
-    first = np.ascontiguousarray(image)  # OpenCV draws on C-ordered arrays only
-    first = first.copy() if first is image else first
+    first = np.array(image, order="C")  # a copy to draw on; OpenCV draws on C-ordered arrays only
     coloured = np.ascontiguousarray(coloured)
     if occluder_mask is not None:
         contours, _ = cv2.findContours(

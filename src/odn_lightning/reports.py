@@ -10,7 +10,7 @@ and, for networks with the distillation module, `figure6_<split>.png` (image, P,
 Pictures go to W&B and TensorBoard when those loggers are on. Every file is written atomically.
 
 A split evaluated only in part (`trainer.limit_test_batches`) is said to be: report.md marks it, and
-`split_counts_metrics` gives its faces evaluated and faces in the split for metrics.json.
+its faces evaluated and faces in the split reach metrics.json through the trainer's metrics.
 """
 
 from __future__ import annotations
@@ -300,7 +300,8 @@ class EvaluationReport(L.Callback):
         pictures: faces per prediction grid and Figure-6 panel; 0 for none.
 
     After a test run, `split_counts` maps each split to (faces evaluated, faces in the split, or None
-    where its dataset's length is unknown); `split_counts_metrics` turns them into metrics.
+    where its dataset's length is unknown), also put among the trainer's metrics as `test/<split>/faces`
+    and `test/<split>/faces_in_split`.
     """
 
     def __init__(
@@ -387,8 +388,8 @@ class EvaluationReport(L.Callback):
                 log_image(trainer, f"test/{split}/{kind}", image)
                 pictures.append(name)
 
+        # The face counts are among them (added above).
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-        metrics.update(counts_as_metrics(self.split_counts))
         net = pl_module.net
         facts = {
             "checkpoint": str(trainer.ckpt_path or "(weights in memory)"),
@@ -428,17 +429,6 @@ def counts_as_metrics(split_counts: Mapping[str, tuple[int, int | None]]) -> dic
         out[f"test/{split}/faces"] = float(faces)
         if in_split is not None:
             out[f"test/{split}/faces_in_split"] = float(in_split)
-    return out
-
-
-def split_counts_metrics(trainer: L.Trainer) -> dict[str, float]:
-    """`test/<split>/faces` (faces evaluated, each once) and `test/<split>/faces_in_split` of the last
-    test run, as its EvaluationReport counted them (on the global-zero process), for metrics.json:
-    faces below faces_in_split marks a truncated split. Empty without that callback."""
-    out: dict[str, float] = {}
-    for callback in trainer.callbacks:
-        if isinstance(callback, EvaluationReport):
-            out.update(counts_as_metrics(callback.split_counts))
     return out
 
 

@@ -21,7 +21,6 @@ from .callbacks import RUN_CONFIG_KEY, NetworkSummary, RunConfigInCheckpoint
 from .checkpoints import CheckpointError, differences, load_checkpoint, resolve_ckpt_path, run_directory
 from .config import CONFIG_DIR
 from .config_checks import check_config
-from .reports import split_counts_metrics
 
 log = logging.getLogger(__name__)
 # What a resumed run must share with the run that wrote the checkpoint.
@@ -95,8 +94,8 @@ def train(cfg: DictConfig) -> dict[str, float | None]:
     if cfg.get("test"):
         # Without a checkpoint (fast_dev_run, no callbacks) the weights in memory are tested.
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
-        # With the faces evaluated per split: a split cut short by limit_test_batches says so.
-        metrics.update(runs.scalar_metrics({**trainer.callback_metrics, **split_counts_metrics(trainer)}))
+        # With the faces evaluated per split (EvaluationReport adds them): a cut split says so.
+        metrics.update(runs.scalar_metrics(trainer.callback_metrics))
     # The network's size and cost per image: Table 4 compares rows by them too.
     for callback in callbacks:
         if isinstance(callback, NetworkSummary):
