@@ -252,6 +252,56 @@ def test_objective_falls_back_to_conv_modules_and_timm_classifier() -> None:
     assert "nuclear_M" not in terms
 
 
+def test_decoupled_weight_penalty_moves_the_frobenius_terms_into_parameter_groups() -> None:
+    net, (outputs, target) = _TinyNet(), _outputs()
+    decoupled = LandmarkObjective(**WEIGHTS, weight_penalty="decoupled")
+    terms = decoupled(outputs, target, net)
+    assert set(terms) == {"loss", "coord_l2", "nuclear_M", "l1_P"}
+    assert LandmarkObjective(**WEIGHTS).parameter_groups(net) is None
+    decay = {id(p): group["weight_decay"] for group in decoupled.parameter_groups(net) for p in group["params"]}
+    assert len(decay) == len(list(net.parameters()))
+    assert decay[id(net.conv_a.weight)] == decay[id(net.conv_b.weight)] == 2 * WEIGHTS["alpha"]
+    assert decay[id(net.fc.weight)] == 2 * WEIGHTS["lam"]
+    assert decay[id(net.structure)] == 2 * WEIGHTS["gamma"]
+    assert decay[id(net.conv_b.bias)] == decay[id(net.fc.bias)] == 0.0
+    with pytest.raises(ValueError, match="weight_penalty='sometimes'; choose one of"):
+        LandmarkObjective(weight_penalty="sometimes")
+
+
+def _one_step(weight_penalty: str, optimizer: type, grouped: bool = True, **options) -> _TinyNet:
+    torch.manual_seed(0)
+    net, (outputs, target) = _TinyNet(), _outputs()
+    objective = LandmarkObjective(**WEIGHTS, weight_penalty=weight_penalty)
+    groups = objective.parameter_groups(net) if grouped else None
+    step = optimizer(groups if groups is not None else net.parameters(), lr=0.01, **options)
+    # The tiny net's outputs are fixed tensors: give every weight a (zero) data gradient, as a real
+    # network's would have, since optimisers skip parameters without one, decay included.
+    touch = sum(parameter.sum() for parameter in net.parameters()) * 0.0
+    (objective(outputs, target, net)["loss"] + touch).backward()
+    step.step()
+    return net
+
+
+def test_under_sgd_the_penalty_in_the_loss_and_as_group_decay_take_the_same_step() -> None:
+    # SGD's weight_decay adds wd * W to the gradient: with wd = 2 * weight that is d/dW of the term.
+    in_loss = _one_step("loss", torch.optim.SGD, momentum=0.9)
+    as_decay = _one_step("decoupled", torch.optim.SGD, momentum=0.9)
+    for a, b in zip(in_loss.parameters(), as_decay.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_under_adamw_decoupled_decay_shrinks_each_weight_by_lr_times_its_decay() -> None:
+    decayed = _one_step("decoupled", torch.optim.AdamW, weight_decay=0.0)  # groups override the default
+    undecayed = _one_step("decoupled", torch.optim.AdamW, grouped=False, weight_decay=0.0)
+    torch.manual_seed(0)
+    start = _TinyNet()
+    # AdamW: W <- W - lr * wd * W - lr * adam_step, where the Adam step does not depend on wd.
+    for name, rate in (("conv_a", 2 * WEIGHTS["alpha"]), ("fc", 2 * WEIGHTS["lam"])):
+        shrink = 0.01 * rate * getattr(start, name).weight
+        torch.testing.assert_close(getattr(decayed, name).weight, getattr(undecayed, name).weight - shrink)
+    torch.testing.assert_close(decayed.fc.bias, undecayed.fc.bias)
+
+
 def test_coordinate_l2_is_batch_mean_of_squared_error_norm() -> None:
     pred = torch.zeros(2, 2, 2)
     target = torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[1.0, 1.0], [1.0, 1.0]]])

@@ -37,6 +37,10 @@ from torch.autograd.function import once_differentiable
 # What the coordinate term measures: the crop's normalised frame ([-1, 1] across the crop) or crop
 # pixels. It sets the scale of the L2 term against the regularisers, whose weights are the paper's.
 COORDINATE_UNITS = ("normalised", "pixels")
+# Where the squared-Frobenius terms act: in the loss (their gradient 2 * weight * W joins the data
+# gradient; under SGD that is exactly weight decay, under Adam it is normalised with it) or as the
+# optimiser's decoupled weight decay (AdamW, Loshchilov & Hutter 2019), per parameter group.
+WEIGHT_PENALTIES = ("loss", "decoupled")
 
 # Newton-Schulz schedule for the polar factor (see `polar_factor_newton_schulz`). The quintic steps
 # grow small singular values ~3.4x per step; the cubic steps then converge every singular value that
@@ -167,6 +171,11 @@ class LandmarkObjective(nn.Module):
         lam: lambda, weight of ||W_fc||_F^2 of the final FC layer.
         eta: weight of the L1 norm of the occlusion map P (summed over h x w, averaged over the batch).
         nuclear_norm_method: "auto", "svd" or "newton_schulz" (see `nuclear_norm`).
+        coordinate_unit: "normalised" (the crop spans [-1, 1]) or "pixels" (of a crop_size crop).
+        weight_penalty: "loss" (eq. 3 as written) or "decoupled": frobenius_M, frobenius_conv and
+            frobenius_fc leave the loss and become the optimiser's weight decay through
+            `parameter_groups`, each with decay 2 * its weight (the shrink per step that SGD applies to
+            the term in the loss at the same learning rate).
     """
 
     def __init__(
@@ -179,8 +188,14 @@ class LandmarkObjective(nn.Module):
         nuclear_norm_method: str = "auto",
         coordinate_unit: str = "normalised",
         crop_size: int | None = None,
+        weight_penalty: str = "loss",
     ) -> None:
         super().__init__()
+        if weight_penalty not in WEIGHT_PENALTIES:
+            raise ValueError(
+                f"model.objective.weight_penalty={weight_penalty!r}; choose one of {WEIGHT_PENALTIES}"
+            )
+        self.weight_penalty = weight_penalty
         if coordinate_unit not in COORDINATE_UNITS:
             raise ValueError(
                 f"model.objective.coordinate_unit={coordinate_unit!r}; choose one of {COORDINATE_UNITS}"
@@ -204,14 +219,16 @@ class LandmarkObjective(nn.Module):
             # A zero weight skips the computation (the nuclear norm costs an SVD or 30 matmuls).
             terms[name] = weight * compute() if weight else coord.new_zeros(())
 
+        in_loss = self.weight_penalty == "loss"
         structural = net.structural_matrix() if hasattr(net, "structural_matrix") else None
         if structural is not None:
             add("nuclear_M", self.beta, lambda: nuclear_norm(structural.float(), self.nuclear_norm_method))
-            add("frobenius_M", self.gamma, lambda: _squared_frobenius([structural]))
-        conv_weights = _conv_weights(net)
+            if in_loss:
+                add("frobenius_M", self.gamma, lambda: _squared_frobenius([structural]))
+        conv_weights = _conv_weights(net) if in_loss else []
         if conv_weights:
             add("frobenius_conv", self.alpha, lambda: _squared_frobenius(conv_weights))
-        fc_weight = _fc_weight(net)
+        fc_weight = _fc_weight(net) if in_loss else None
         if fc_weight is not None:
             add("frobenius_fc", self.lam, lambda: _squared_frobenius([fc_weight]))
         occlusion = outputs.get("occlusion_map")
@@ -221,8 +238,31 @@ class LandmarkObjective(nn.Module):
         loss = torch.stack(list(terms.values())).sum()
         return {"loss": loss, **{name: value.detach() for name, value in terms.items()}}
 
+    def parameter_groups(self, net: nn.Module) -> list[dict] | None:
+        """The optimiser's parameter groups for weight_penalty="decoupled", else None (one group).
+
+        Each penalised tensor gets weight_decay = 2 * its eq.-3 weight (d/dW of weight * ||W||_F^2);
+        every other parameter (biases, norms, the GM/DM/LM's non-conv tensors) none.
+        """
+        if self.weight_penalty == "loss":
+            return None
+        decay: dict[int, float] = {}
+        structural = net.structural_matrix() if hasattr(net, "structural_matrix") else None
+        if structural is not None:
+            decay[id(structural)] = 2 * self.gamma
+        for weight in _conv_weights(net):
+            decay[id(weight)] = 2 * self.alpha
+        fc_weight = _fc_weight(net)
+        if fc_weight is not None:
+            decay[id(fc_weight)] = 2 * self.lam
+        groups: dict[float, list[Tensor]] = {}
+        for parameter in net.parameters():
+            groups.setdefault(decay.get(id(parameter), 0.0), []).append(parameter)
+        return [{"params": params, "weight_decay": rate} for rate, params in groups.items()]
+
     def extra_repr(self) -> str:
         return (
             f"alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}, lam={self.lam}, eta={self.eta}, "
-            f"nuclear_norm_method={self.nuclear_norm_method!r}, coordinate_unit={self.coordinate_unit!r}"
+            f"nuclear_norm_method={self.nuclear_norm_method!r}, coordinate_unit={self.coordinate_unit!r}, "
+            f"weight_penalty={self.weight_penalty!r}"
         )

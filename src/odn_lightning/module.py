@@ -274,7 +274,9 @@ class LandmarkModule(L.LightningModule):
     def configure_optimizers(self):
         if self.optimizer_factory is None:
             return torch.optim.AdamW(self.parameters(), lr=1e-3)
-        optimizer = self.optimizer_factory(params=self.parameters())
+        # The objective may hand its weight penalties to the optimiser as decoupled decay, per group.
+        groups = getattr(self.objective, "parameter_groups", lambda net: None)(self.net)
+        optimizer = self.optimizer_factory(params=groups if groups is not None else self.parameters())
         if self.scheduler_factory is None:
             return optimizer
         length = {}
