@@ -258,7 +258,9 @@ def test_decoupled_weight_penalty_moves_the_frobenius_terms_into_parameter_group
     terms = decoupled(outputs, target, net)
     assert set(terms) == {"loss", "coord_l2", "nuclear_M", "l1_P"}
     assert LandmarkObjective(**WEIGHTS).parameter_groups(net) is None
-    decay = {id(p): group["weight_decay"] for group in decoupled.parameter_groups(net) for p in group["params"]}
+    decay = {
+        id(p): group["weight_decay"] for group in decoupled.parameter_groups(net) for p in group["params"]
+    }
     assert len(decay) == len(list(net.parameters()))
     assert decay[id(net.conv_a.weight)] == decay[id(net.conv_b.weight)] == 2 * WEIGHTS["alpha"]
     assert decay[id(net.fc.weight)] == 2 * WEIGHTS["lam"]
