@@ -321,3 +321,19 @@ def test_table4_shows_a_null_metric_as_nan_and_a_missing_one_as_a_dash():
     run = SweepRun("odn", "done", Path("/sweep/0"), {"test/common/nme": None})
     row = table_markdown([run], ["common"], 0.10).splitlines()[2]
     assert row == "| ODN (GM+LM+DM) | NaN | - | - | - | - | `0` |"  # params, GFLOPs unknown: "-"
+
+
+def test_table4_occlusion_table_gives_occluded_nme_and_the_map_aurocs_per_row():
+    from odn_lightning.table4 import SweepRun, occlusion_markdown
+
+    odn_seeds = [
+        {"test/full/nme_occluded": 0.20, "test/full/face_auroc": 0.80, "test/full/occluder_auroc_face": 0.4},
+        {"test/full/nme_occluded": 0.22, "test/full/face_auroc": 0.90, "test/full/occluder_auroc_face": 0.6},
+    ]
+    odn = SweepRun("odn", "done", Path("/s/1"), odn_seeds[0], ["full"], odn_seeds, [Path("/s/1")] * 2, 2)
+    brnet = SweepRun("brnet", "done", Path("/s/0"), {"test/full/nme_occluded": 0.18}, ["full"])
+    failed = SweepRun("gm_dm", "failed", Path("/s/2"))
+    lines = occlusion_markdown([brnet, odn, failed], ["full"], "full").splitlines()
+    assert len(lines) == 4  # header, rule, the two done rows
+    assert lines[2] == "| BRNet | 18.00 | - | - | - |"  # no map: no AUROCs
+    assert lines[3] == "| ODN (GM+LM+DM) | 21.00 ± 1.41 | 0.500 ± 0.141 | 0.850 ± 0.071 | - |"

@@ -187,6 +187,30 @@ def table_markdown(runs: Sequence[SweepRun], splits: Sequence[str], threshold: f
     return "\n".join(lines) + "\n"
 
 
+# The occlusion map's AUROCs (`odn_lightning.metrics`), as the occlusion table labels them.
+OCCLUSION_AUROCS = {
+    "occluder_auroc_face": "occluder AUROC in face",
+    "face_auroc": "face AUROC",
+    "landmark_occlusion_auroc": "per-landmark occlusion AUROC",
+}
+
+
+def occlusion_markdown(runs: Sequence[SweepRun], splits: Sequence[str], map_split: str) -> str:
+    """Rows: variants; columns: NME x 10^-2 at the occluded points of each split, then the occlusion
+    map's three AUROCs on `map_split` (0.5 is chance; "-" for a row without a map, as BRNet)."""
+    header = ["Method"] + [f"{s} occluded-point NME (x10^-2)" for s in splits]
+    header += [f"{map_split} {label}" for label in OCCLUSION_AUROCS.values()]
+    reference = next((r for r in runs if r.variant == REFERENCE and r.status == "done"), None)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for run in runs:
+        if run.status != "done":
+            continue
+        cells = [_cell(run, s, "nme_occluded", 100, 2, reference) for s in splits]
+        cells += [_cell(run, map_split, key, 1, 3) for key in OCCLUSION_AUROCS]
+        lines.append("| " + " | ".join([TABLE4_ROWS.get(run.variant, run.variant), *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def per_face_nme(run: SweepRun, split: str) -> dict[int, float]:
     """Each face's NME on `split` by dataset index, averaged over the run's seeds (predictions.csv)."""
     by_face: dict[int, list[float]] = {}
@@ -267,6 +291,10 @@ def collect(
         "Over several seeds a cell is mean ± standard deviation; * marks a difference from BRNet larger "
         "than twice the pooled standard deviation.",
         "",
+        "Occlusion: NME at the points flagged occluded, and how the occlusion map P ranks occluders, the "
+        "face and occluded points (AUROC of 1 - P, of P, and of 1 - P read at each point; 0.5 is chance).",
+        "",
+        occlusion_markdown(runs, splits, "full" if "full" in splits else splits[-1]) if splits else "",
         *paired_lines(runs, splits),
     ]
     text += [f"![{p.name}]({p.name})" for p in plots]

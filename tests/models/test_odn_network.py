@@ -31,6 +31,19 @@ def test_every_supported_image_size(image_size: int) -> None:
     assert torch.isfinite(outputs["landmarks"]).all()
 
 
+def test_output_stride_16_doubles_the_map_with_the_same_weights() -> None:
+    coarse, fine = ODN(68).eval(), ODN(68, output_stride=16).eval()
+    assert [(k, v.shape) for k, v in coarse.state_dict().items()] == [
+        (k, v.shape) for k, v in fine.state_dict().items()
+    ]  # dilation, not new weights: ImageNet and stride-32 checkpoints load unchanged
+    with torch.no_grad():
+        outputs = fine(torch.randn(1, 3, 128, 128))
+    assert outputs["occlusion_map"].shape == (1, 1, 8, 8)
+    assert outputs["landmarks"].shape == (1, 68, 2)
+    with pytest.raises(ValueError, match="model.net.output_stride=8; choose 32"):
+        ODN(68, output_stride=8)
+
+
 def test_occlusion_map_only_with_the_distillation_module() -> None:
     with torch.no_grad():
         outputs = ODN(19, use_dm=False).eval()(torch.randn(1, 3, 64, 64))

@@ -24,22 +24,30 @@ class PretrainedWeightsUnavailable(RuntimeError):
 
 
 def create_backbone(
-    name: str = PAPER_BACKBONE, pretrained: bool = False, checkpoint: str | os.PathLike | None = None
+    name: str = PAPER_BACKBONE,
+    pretrained: bool = False,
+    checkpoint: str | os.PathLike | None = None,
+    output_stride: int = 32,
 ) -> nn.Module:
     """A timm ResNet without classifier or pooling (forward gives the last stage's maps).
 
     name: any timm ResNet, optionally with a weight tag (e.g. "resnet18.tv_in1k", torchvision's weights).
     checkpoint: a local .pth / .safetensors state_dict (for offline machines); it wins over `pretrained`.
     pretrained: fetch ImageNet weights through timm (Hugging Face hub); a failure raises one clear line.
+    output_stride: 32 (the paper: Z and P are S/32 on a side) or 16 (timm dilates layer4 instead of
+        striding it: maps twice as fine, e.g. 8 x 8 for 128-px crops, with the same weights).
     """
+    if output_stride not in (16, 32):
+        raise ValueError(f"model.net.output_stride={output_stride}; choose 32 (the paper's) or 16")
+    options = {"num_classes": 0, "global_pool": "", "output_stride": output_stride}
     if not timm.is_model(name):
         raise ValueError(f"unknown timm model {name!r}")
     if checkpoint is not None:
-        backbone = timm.create_model(name, pretrained=False, num_classes=0, global_pool="")
+        backbone = timm.create_model(name, pretrained=False, **options)
         load_backbone_checkpoint(backbone, checkpoint)
     elif pretrained:
         try:
-            backbone = timm.create_model(name, pretrained=True, num_classes=0, global_pool="")
+            backbone = timm.create_model(name, pretrained=True, **options)
         except Exception as err:  # offline: OSError, requests/httpx errors, hub errors... all mean "no hub"
             reason = (str(err).strip().splitlines() or [""])[0][:200]
             raise PretrainedWeightsUnavailable(
@@ -48,7 +56,7 @@ def create_backbone(
                 "(or model.net.pretrained=false to train from scratch)"
             ) from err
     else:
-        backbone = timm.create_model(name, pretrained=False, num_classes=0, global_pool="")
+        backbone = timm.create_model(name, pretrained=False, **options)
     if not all(hasattr(backbone, part) for part in ("conv1", "bn1", "act1", "maxpool", "layer4")):
         raise ValueError(f"{name} is not a ResNet: ODN modifies the last residual unit of a ResNet")
     return backbone
