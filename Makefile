@@ -25,12 +25,14 @@ SWEEP_DIR := logs/train/multiruns/$(shell date +%Y-%m-%d_%H-%M-%S)
 ABLATION_ARGS_synthetic := data.image_size=128 data.batch_size=16 model.optimizer.lr=3e-3 \
 	trainer.max_epochs=2 model.net.pretrained=false
 ABLATION_ARGS ?= $(ABLATION_ARGS_$(DATA))
+# make mechanism: the networks of issue 13's measurement (conf/experiment/mechanism.yaml).
+MECHANISM_MODELS := brnet,brnet_conv_pool,odn
 # make ablation SEEDS=3: every network variant under seeds 0..SEEDS-1 (table4: mean ± std per cell).
 SEEDS ?= 1
 SEED_ARG = $(if $(filter 1,$(SEEDS)),,seed=$(shell seq -s, 0 $$(( $(SEEDS) - 1 ))))
 
 .PHONY: help install train eval test lint format data-synthetic data-check clean clean-all \
-	ablation table4 reproduce-300w reproduce-cofw reproduce-aflw
+	ablation mechanism table4 reproduce-300w reproduce-cofw reproduce-aflw
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -69,6 +71,14 @@ ablation: install ## Table 4: the six variants and the readout control as one mu
 	$(PY) -m odn_lightning.train --multirun experiment=ablation model=$(TABLE4_MODELS) data=$(DATA) $(ROOT_ARG) \
 		group=$(SWEEP_GROUP) hydra.sweep.dir=$(SWEEP_DIR) $(SEED_ARG) $(ABLATION_ARGS) $(ARGS)
 	$(PY) -m odn_lightning.ert data=$(DATA) $(ROOT_ARG) hydra.run.dir=$(SWEEP_DIR)/ert
+
+mechanism: install ## Issue 13: ERT, BRNet, the readout control and ODN at experiment=mechanism, SEEDS seeds (default 3), collected into table4.md [ARGS=...]
+	$(PY) -m odn_lightning.data_check data=synthetic
+	$(PY) -m odn_lightning.train --multirun experiment=mechanism model=$(MECHANISM_MODELS) \
+		hydra.sweep.dir=$(SWEEP_DIR) $(SEED_ARG) $(ARGS)
+	$(PY) -m odn_lightning.ert data=synthetic hydra.run.dir=$(SWEEP_DIR)/ert
+	$(PY) -m odn_lightning.table4 sweep_dir=$(SWEEP_DIR) "variants=[ert,$(MECHANISM_MODELS)]"
+mechanism: SEEDS = 3
 
 table4: install ## Collect the newest ablation sweep into Table 4 (Markdown + overlaid CEDs) [SWEEP=dir]
 	$(PY) -m odn_lightning.table4 $(if $(SWEEP),sweep_dir=$(SWEEP))

@@ -41,7 +41,7 @@ def paper_recipe_holds(cfg) -> None:
 def test_every_experiment_file_is_tested():
     found = {p.relative_to(CONF).with_suffix("").as_posix() for p in CONF.rglob("*.yaml")}
     found = {name for name in found if not Path(name).name.startswith("_")}
-    assert found == set(PAPER) | {"ablation", "quickstart"}
+    assert found == set(PAPER) | {"ablation", "mechanism", "quickstart"}
 
 
 @pytest.mark.parametrize("name", sorted(PAPER))
@@ -56,6 +56,17 @@ def test_paper_experiment_composes_with_its_dataset_and_splits(name, tmp_path):
         assert cfg.data.nme_normalisation == "box_width"
     for key in ("data", "model", "trainer", "tags"):
         OmegaConf.to_container(cfg[key], resolve=True)  # every interpolation resolves
+
+
+@pytest.mark.parametrize("variant", ["brnet", "brnet_conv_pool", "odn"])
+def test_mechanism_experiment_is_the_quickstart_with_finer_maps_named_by_its_model(variant, tmp_path):
+    quickstart = compose_config("train", ["experiment=quickstart", f"model={variant}"], tmp_path)
+    cfg = compose_config("train", ["experiment=mechanism", f"model={variant}"], tmp_path)
+    assert cfg.model.net.output_stride == 16 and quickstart.model.net.output_stride == 32
+    for key in ("data.image_size", "data.batch_size", "model.optimizer", "trainer.max_epochs"):
+        assert OmegaConf.select(cfg, key) == OmegaConf.select(quickstart, key), key
+    assert cfg.run_name == variant and cfg.group == "mechanism-synthetic"
+    assert cfg.tags[:3] == ["mechanism", "synthetic", variant]
 
 
 @pytest.mark.parametrize("variant", sorted(TABLE4))
