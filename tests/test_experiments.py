@@ -36,6 +36,8 @@ def paper_recipe_holds(cfg) -> None:
     assert cfg.data.occlusion.probability == 0.0
     objective = cfg.model.objective
     assert (objective.alpha, objective.gamma, objective.lam, objective.beta) == (1e-5, 1e-5, 1e-5, 1e-6)
+    # AdamW, with the Frobenius terms as its decoupled weight decay (decided on runs: _paper.yaml).
+    assert cfg.model.optimizer._target_ == "torch.optim.AdamW" and objective.weight_penalty == "decoupled"
 
 
 def test_every_experiment_file_is_tested():

@@ -28,6 +28,7 @@ RESUME_MUST_MATCH = [
     "model._target_",
     "model.net",
     "model.objective",
+    "model.optimizer._target_",  # another optimiser's state does not load (a new lr may)
     "data.name",
     "data.scheme",
     "data.image_size",
