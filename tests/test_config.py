@@ -25,6 +25,7 @@ def options(group: str) -> list[str]:
 GROUPS = [
     "data",
     "model",
+    "model/optimizer",
     "trainer",
     "logger",
     "callbacks",
@@ -40,7 +41,7 @@ def readme_config_groups() -> dict[str, set[str]]:
     """The README's config-group table: each group and the options it names (`name` in backticks)."""
     text = (CONF.parent / "README.md").read_text()
     table = text.split("| group | options |", 1)[1].split("\n\n", 1)[0]
-    rows = re.findall(r"^\| `(\w+)` \| (.*) \|$", table, flags=re.M)
+    rows = re.findall(r"^\| `(\w+(?:/\w+)?)` \| (.*) \|$", table, flags=re.M)
     return {group: set(re.findall(r"`([a-z0-9_]+)`", cells)) for group, cells in rows}
 
 
