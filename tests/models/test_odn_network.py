@@ -44,6 +44,14 @@ def test_output_stride_16_doubles_the_map_with_the_same_weights() -> None:
         ODN(68, output_stride=8)
 
 
+def test_dm_initial_p_sets_the_untrained_occlusion_map_everywhere() -> None:
+    with torch.no_grad():
+        occlusion = ODN(68, dm_initial_p=0.95).eval()(torch.randn(2, 3, 64, 64))["occlusion_map"]
+    torch.testing.assert_close(occlusion, torch.full_like(occlusion, 0.95))
+    with pytest.raises(ValueError, match="model.net.dm_initial_p=1.0; choose a value in"):
+        ODN(68, dm_initial_p=1.0)
+
+
 def test_occlusion_map_only_with_the_distillation_module() -> None:
     with torch.no_grad():
         outputs = ODN(19, use_dm=False).eval()(torch.randn(1, 3, 64, 64))

@@ -47,7 +47,7 @@ class ODN(nn.Module):
             over `pretrained`.
         gm_channels: width of GM pathways A and B; gm_out_channels: channels of the geometric
             representation (ResNet-18: 512, as many as the clean features).
-        dm_channels: width of DM pathway D.
+        dm_channels: width of DM pathway D; dm_initial_p: P of the untrained DM (None: about 0.5).
         readout: how the hybrid features become X: "gap" (global average pool, d = channels) or
             "conv_pool" (1x1 conv to `readout_channels`, average pool to `readout_grid`^2, flatten:
             d = readout_channels * readout_grid^2 = 256 by default). None: "gap" when all three
@@ -72,6 +72,7 @@ class ODN(nn.Module):
         readout_channels: int = 64,
         readout_grid: int = 2,
         output_stride: int = 32,
+        dm_initial_p: float | None = None,
     ) -> None:
         super().__init__()
         self.num_landmarks = num_landmarks
@@ -82,7 +83,7 @@ class ODN(nn.Module):
         z_channels, clean_channels = last_block_channels(self.backbone)
 
         self.geometry = GeometryAwareModule(z_channels, gm_channels, gm_out_channels) if use_gm else None
-        self.distillation = DistillationModule(z_channels, dm_channels) if use_dm else None
+        self.distillation = DistillationModule(z_channels, dm_channels, dm_initial_p) if use_dm else None
         hybrid_channels = clean_channels + (gm_out_channels if use_gm else 0)
         if readout is None:
             readout = "conv_pool" if (use_gm or use_dm or use_lm) else "gap"
