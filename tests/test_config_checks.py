@@ -71,6 +71,7 @@ BAD = [
     ("data.batch_size", "${oops}"),
     ("model.optimizer.lr", "-1"),
     ("model.objective.coordinate_unit", "inches"),
+    ("model.objective.weight_penalty", "sometimes"),
     ("model.net.num_landmarks", "10"),
     ("model.net.use_gm", "yes"),
     ("model.scheme", "cofw29"),

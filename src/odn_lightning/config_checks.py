@@ -20,7 +20,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from .data.dataset import CROP_BOXES, ON_BAD_SAMPLE
-from .losses import COORDINATE_UNITS
+from .losses import COORDINATE_UNITS, WEIGHT_PENALTIES
 from .metrics import NORMALISATIONS
 from .models.low_rank import READOUTS
 from .module import ON_NON_FINITE
@@ -170,6 +170,7 @@ CHECKS: tuple[tuple[str, Check, str], ...] = (
     ("model.optimizer.lr", number_above(0), "0.001"),
     *((f"model.objective.{weight}", number_at_least(0), "1e-5") for weight in OBJECTIVE_WEIGHTS),
     ("model.objective.coordinate_unit", one_of(COORDINATE_UNITS), "pixels"),
+    ("model.objective.weight_penalty", one_of(WEIGHT_PENALTIES), "decoupled"),
 )
 
 

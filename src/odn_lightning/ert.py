@@ -59,7 +59,8 @@ def run_ert(cfg: DictConfig) -> dict[str, float | None]:
     runs.apply_extras(cfg)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
-    model = ERT(instantiate(cfg.ert), crop_box=cfg.data.crop_box)
+    options = instantiate(cfg.ert)
+    model = ERT(options, crop_box=cfg.data.crop_box)
     started = time.perf_counter()
     model.fit(datamodule.checked_records(datamodule.hparams.train_split))
     metrics: dict[str, float | None] = {"ert/fit_seconds": time.perf_counter() - started}
@@ -77,7 +78,7 @@ def run_ert(cfg: DictConfig) -> dict[str, float | None]:
     threshold = max(cfg.nme_thresholds)
     plot_ced(errors, threshold, Path(output_dir) / "ced.png", title="ERT, all test splits")
     facts = {
-        "method": f"ERT (dlib shape predictor): {instantiate(cfg.ert)}",
+        "method": f"ERT (dlib shape predictor): {options}",
         "data": f"{cfg.data.name} at {cfg.data.root}",
         "NME normalisation": cfg.data.nme_normalisation,
         "face rectangle": f"data.crop_box={cfg.data.crop_box}",

@@ -135,6 +135,10 @@ def nuclear_norm(matrix: Tensor, method: str = "auto") -> Tensor:
     return _NuclearNorm.apply(matrix, method)
 
 
+def _structural_matrix(net: nn.Module) -> Tensor | None:
+    return net.structural_matrix() if hasattr(net, "structural_matrix") else None
+
+
 def _conv_weights(net: nn.Module) -> list[Tensor]:
     if hasattr(net, "conv_weights"):
         return list(net.conv_weights())
@@ -219,24 +223,33 @@ class LandmarkObjective(nn.Module):
             # A zero weight skips the computation (the nuclear norm costs an SVD or 30 matmuls).
             terms[name] = weight * compute() if weight else coord.new_zeros(())
 
-        in_loss = self.weight_penalty == "loss"
-        structural = net.structural_matrix() if hasattr(net, "structural_matrix") else None
+        structural = _structural_matrix(net)
         if structural is not None:
             add("nuclear_M", self.beta, lambda: nuclear_norm(structural.float(), self.nuclear_norm_method))
-            if in_loss:
-                add("frobenius_M", self.gamma, lambda: _squared_frobenius([structural]))
-        conv_weights = _conv_weights(net) if in_loss else []
-        if conv_weights:
-            add("frobenius_conv", self.alpha, lambda: _squared_frobenius(conv_weights))
-        fc_weight = _fc_weight(net) if in_loss else None
-        if fc_weight is not None:
-            add("frobenius_fc", self.lam, lambda: _squared_frobenius([fc_weight]))
+        if self.weight_penalty == "loss":
+            for name, weight, tensors in self._frobenius_terms(net):
+                add(name, weight, lambda tensors=tensors: _squared_frobenius(tensors))
         occlusion = outputs.get("occlusion_map")
         if occlusion is not None:
             add("l1_P", self.eta, lambda: occlusion.float().abs().flatten(1).sum(dim=1).mean())
 
         loss = torch.stack(list(terms.values())).sum()
         return {"loss": loss, **{name: value.detach() for name, value in terms.items()}}
+
+    def _frobenius_terms(self, net: nn.Module) -> list[tuple[str, float, list[Tensor]]]:
+        """The squared-Frobenius terms the network has: (name, eq.-3 weight, the tensors it penalises),
+        whether they act in the loss or as decoupled decay."""
+        terms = []
+        structural = _structural_matrix(net)
+        if structural is not None:
+            terms.append(("frobenius_M", self.gamma, [structural]))
+        conv_weights = _conv_weights(net)
+        if conv_weights:
+            terms.append(("frobenius_conv", self.alpha, conv_weights))
+        fc_weight = _fc_weight(net)
+        if fc_weight is not None:
+            terms.append(("frobenius_fc", self.lam, [fc_weight]))
+        return terms
 
     def parameter_groups(self, net: nn.Module) -> list[dict] | None:
         """The optimiser's parameter groups for weight_penalty="decoupled", else None (one group).
@@ -246,15 +259,9 @@ class LandmarkObjective(nn.Module):
         """
         if self.weight_penalty == "loss":
             return None
-        decay: dict[int, float] = {}
-        structural = net.structural_matrix() if hasattr(net, "structural_matrix") else None
-        if structural is not None:
-            decay[id(structural)] = 2 * self.gamma
-        for weight in _conv_weights(net):
-            decay[id(weight)] = 2 * self.alpha
-        fc_weight = _fc_weight(net)
-        if fc_weight is not None:
-            decay[id(fc_weight)] = 2 * self.lam
+        decay = {
+            id(tensor): 2 * weight for _, weight, tensors in self._frobenius_terms(net) for tensor in tensors
+        }
         groups: dict[float, list[Tensor]] = {}
         for parameter in net.parameters():
             groups.setdefault(decay.get(id(parameter), 0.0), []).append(parameter)
