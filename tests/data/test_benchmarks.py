@@ -121,8 +121,10 @@ def test_cofw68_pairs_annotations_with_images_in_order(tmp_path):
         scipy.io.savemat(str(points_dir / f"{i}_points.mat"), {"Points": points, "Occ": occ.reshape(68, 1)})
         expected.append((points, occ))
     images = [tmp_path / f"cofw_test_{i:04d}.png" for i in range(11)]
-    # Records from read_cofw_mat are accepted as well as paths.
-    inputs = [FaceRecord(images[0], np.zeros((29, 2), np.float32))] + images[1:]
+    # Records from read_cofw_mat are accepted as well as paths; their 29 points must be of the same face.
+    points29 = np.zeros((29, 2), np.float32)
+    points29[[8, 9]] = expected[0][0][[36, 45]] - 1  # the outer eye corners, 0-based
+    inputs = [FaceRecord(images[0], points29)] + images[1:]
     records = read_cofw68(points_dir, inputs)
     assert [r.image_path for r in records] == images
     for record, (points, occ) in zip(records, expected, strict=True):
@@ -202,9 +204,10 @@ def test_aflw_info_splits_order_shift_and_visibility(tmp_path):
     assert [r.image_path.name for r in records] == [f"image{i:05d}.jpg" for i in (2, 0, 4, 1, 3)]
     first = records[0]  # ra[0] = 3 -> face index 2
     assert first.image_path == root / "0" / "image00002.jpg"
-    np.testing.assert_allclose(first.landmarks[:, 0], data[2, :19] - 1, atol=1e-4)
-    np.testing.assert_allclose(first.landmarks[:, 1], data[2, 19:] - 1, atol=1e-4)
-    np.testing.assert_allclose(first.box, [11.0, 19.0, 89.0, 111.0])  # (left, top, right, bottom) - 1
+    # As stored, as SAN, PIPNet, FaRL and HRNet's AFLW CSVs use them.
+    np.testing.assert_allclose(first.landmarks[:, 0], data[2, :19], atol=1e-4)
+    np.testing.assert_allclose(first.landmarks[:, 1], data[2, 19:], atol=1e-4)
+    np.testing.assert_allclose(first.box, [12.0, 20.0, 90.0, 112.0])  # (left, top, right, bottom)
     assert records[3].occlusion[5] == OCCLUDED_BY_OBJECT and records[3].occlusion.sum() == OCCLUDED_BY_OBJECT
     assert len(read_aflw_info(path, root, "train", num_train=3)) == 3
     test = read_aflw_info(path, root, "test", num_train=3)
@@ -212,8 +215,8 @@ def test_aflw_info_splits_order_shift_and_visibility(tmp_path):
     assert read_aflw_info(path, root, "test_frontal", num_train=3) == []  # both test faces hide a point
     frontal = read_aflw_info(path, root, "test_frontal", num_train=2)  # test = faces 4, 1, 3 (0-based)
     assert [r.image_path.name for r in frontal] == ["image00004.jpg"]
-    raw = read_aflw_info(path, root, one_based=False)
-    np.testing.assert_allclose(raw[0].landmarks[:, 0], data[2, :19], atol=1e-4)
+    shifted = read_aflw_info(path, root, one_based=True)
+    np.testing.assert_allclose(shifted[0].landmarks[:, 0], data[2, :19] - 1, atol=1e-4)
 
 
 def test_aflw_info_bad_permutation_names_the_file(tmp_path):

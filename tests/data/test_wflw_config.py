@@ -27,6 +27,8 @@ def wflw_root(tmp_path):
         cv2.imwrite(str(image), rng.integers(0, 255, (120, 120, 3), dtype=np.uint8))
         points = rng.uniform(30, 90, (98, 2))
         lines.append(wflw_line(points, [30, 30, 90, 90], [int(i == 0), 0, 0, 0, int(i > 1), 0], name))
+    # The subset lists, as published, hold 196 numbers and the name: no box, no flags.
+    subset_line = wflw_line(points, None, None, name)
     annotations = root / "WFLW_annotations"
     (annotations / "list_98pt_rect_attr_train_test").mkdir(parents=True)
     (annotations / "list_98pt_test").mkdir()
@@ -35,7 +37,7 @@ def wflw_root(tmp_path):
             "\n".join(lines) + "\n"
         )
     for subset in SUBSETS:
-        (annotations / "list_98pt_test" / f"list_98pt_test_{subset}.txt").write_text(lines[-1] + "\n")
+        (annotations / "list_98pt_test" / f"list_98pt_test_{subset}.txt").write_text(subset_line + "\n")
     return root
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -23,7 +24,10 @@ def cell(values):
 
 
 def wflw_line(points, box, flags, name):
-    numbers = [f"{v:.6f}" for v in points.reshape(-1)] + [str(int(v)) for v in box] + [str(f) for f in flags]
+    """A WFLW list line: 206 numbers + name, or with box=flags=None the subset lists' 196 numbers + name."""
+    numbers = [f"{v:.6f}" for v in points.reshape(-1)]
+    if box is not None or flags is not None:
+        numbers += [str(int(v)) for v in box] + [str(f) for f in flags]
     return " ".join(numbers + [name])
 
 
@@ -96,12 +100,12 @@ def write_300w(root: Path, folders: dict[str, int] = W300_FOLDERS) -> None:
             write_pts(root / folder / f"image_{i:03d}.pts", face_points(seed, 68))
 
 
-def write_cofw(path: Path, split: str, count: int, version: str = "7.3") -> None:
-    """`COFW_{train,test}_color.mat`: images inside the file, 1-based points and occlusion flags."""
-    images = [
-        np.random.default_rng(i).integers(0, 255, (IMAGE_SIDE, IMAGE_SIDE, 3), dtype=np.uint8)
-        for i in range(count)
-    ]
+def write_cofw(path: Path, split: str, count: int, version: str = "7.3", grey: bool = False) -> None:
+    """`COFW_{train,test}_color.mat`: images inside the file, 1-based points and occlusion flags; with
+    grey=True, HxW images as in COFW's original `COFW_{train,test}.mat`. Face i's points are
+    `face_points(i, 29)`, 0-based."""
+    shape = (IMAGE_SIDE, IMAGE_SIDE) if grey else (IMAGE_SIDE, IMAGE_SIDE, 3)
+    images = [np.random.default_rng(i).integers(0, 255, shape, dtype=np.uint8) for i in range(count)]
     points = np.stack([face_points(i, 29) for i in range(count)]) + 1.0
     occlusion = np.random.default_rng(count).integers(0, 2, (count, 29)).astype(np.float64)
     phis = np.concatenate([points[:, :, 0], points[:, :, 1], occlusion], axis=1)
@@ -112,14 +116,18 @@ def write_cofw(path: Path, split: str, count: int, version: str = "7.3") -> None
     (savemat_v73 if version == "7.3" else scipy.io.savemat)(str(path), variables)
 
 
-def write_cofw68(points_dir: Path, count: int) -> None:
-    """cofw68-benchmark's `COFW68_Data/test_annotations/{i}_points.mat`, i = 1..count."""
+def write_cofw68(points_dir: Path, count: int, faces: Sequence[int] | None = None) -> None:
+    """cofw68-benchmark's `COFW68_Data/test_annotations/{i}_points.mat`, i = 1..count. File i annotates
+    `write_cofw`'s face faces[i - 1] (0-based; by default i - 1, the benchmark's pairing): its outer eye
+    corners (iBUG 36, 45) lie 0.5 px from that face's 29-point ones (COFW 8, 9), as another
+    annotator's would."""
+    faces = range(count) if faces is None else faces
     points_dir.mkdir(parents=True, exist_ok=True)
-    for i in range(1, count + 1):
+    for i, face in zip(range(1, count + 1), faces, strict=True):
         occ = np.random.default_rng(i).integers(0, 2, (68, 1))
-        scipy.io.savemat(
-            str(points_dir / f"{i}_points.mat"), {"Points": face_points(i, 68) + 1.0, "Occ": occ}
-        )
+        points = face_points(i, 68)
+        points[[36, 45]] = face_points(face, 29)[[8, 9]] + 0.5
+        scipy.io.savemat(str(points_dir / f"{i}_points.mat"), {"Points": points + 1.0, "Occ": occ})
 
 
 def write_aflw(root: Path, count: int, hidden: tuple[int, ...] = ()) -> None:

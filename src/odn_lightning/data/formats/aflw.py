@@ -13,6 +13,21 @@ from ..records import OCCLUDED_BY_OBJECT, AnnotationError, FaceRecord, report
 from .matlab import load_mat
 
 AFLW_SPLITS = ("all", "train", "test", "test_frontal")
+# Which test faces are "frontal": all 19 points visible (FaRL's AFLW_19 blueprint), or visible and
+# inside the face box (SAN). `make data-check` prints both counts next to the published 1165.
+FRONTAL_RULES = ("all_visible", "visible_in_box")
+
+
+def is_frontal(visible: np.ndarray, landmarks: np.ndarray, box: np.ndarray, rule: str) -> bool:
+    """Whether a test face is frontal under `rule` (`FRONTAL_RULES`); box is x0 y0 x1 y1."""
+    if rule not in FRONTAL_RULES:
+        raise ValueError(f"unknown AFLW frontal rule {rule!r}; choose one of {FRONTAL_RULES}")
+    if not visible.all():
+        return False
+    if rule == "all_visible":
+        return True
+    inside = (landmarks >= box[:2]) & (landmarks <= box[2:])
+    return bool(inside.all())
 
 
 def read_aflw_info(
@@ -20,7 +35,8 @@ def read_aflw_info(
     image_root: str | Path,
     split: str = "all",
     num_train: int = 20000,
-    one_based: bool = True,
+    one_based: bool = False,
+    frontal_rule: str = "all_visible",
     problems: list[AnnotationError] | None = None,
 ) -> list[FaceRecord]:
     """Read `AFLWinfo_release.mat`, laid out as readers of it use it (e.g. microsoft/FaRL `blueprint`
@@ -30,17 +46,21 @@ def read_aflw_info(
     `nameList` a cell array of image paths relative to `image_root` (AFLW's `flickr/` folder);
     `ra` a 1-based permutation of 1..N whose first `num_train` entries (20000) are the train split and
     the rest the test split; `mask_new` (N, 19), 1 = visible. `split` is one of `AFLW_SPLITS`:
-    "all" (in `ra` order), "train", "test" ("full"), "test_frontal" (test faces with all 19 visible).
+    "all" (in `ra` order), "train", "test" ("full"), "test_frontal" (the test faces `frontal_rule`
+    calls frontal, `FRONTAL_RULES`; the default, all 19 visible, is FaRL's).
     Invisible points get `OCCLUDED_BY_OBJECT` (AFLW does not record why a point is hidden).
 
-    Assumption: the file was made in Matlab, so coordinates are taken as 1-based and shifted by -1
-    (`one_based=False` keeps them as stored, as FaRL and HRNet's CSVs do). `box_size` is left unset:
-    the AFLW normaliser is a choice of the metric, computed from `box`.
+    Coordinates and boxes are used as stored, as SAN, PIPNet, FaRL and HRNet's AFLW CSVs all use them,
+    so `data=aflw` and `data=aflw_hrnet` agree to the pixel and a flipped sample mirrors about the
+    same axis as theirs (`one_based=True` shifts by -1, for files known to be 1-based). `box_size` is
+    left unset (the file has no such column): the AFLW normaliser is computed from `box`.
     """
     path = Path(mat_file)
     image_root = Path(image_root)
     if split not in AFLW_SPLITS:
         raise ValueError(f"unknown AFLW split '{split}'; choose one of {AFLW_SPLITS}")
+    if frontal_rule not in FRONTAL_RULES:
+        raise ValueError(f"unknown AFLW frontal_rule '{frontal_rule}'; choose one of {FRONTAL_RULES}")
     mat = load_mat(path)
     missing = [k for k in ("data", "bbox", "nameList", "ra", "mask_new") if k not in mat]
     if missing:
@@ -68,10 +88,14 @@ def read_aflw_info(
         order = order[:num_train]
     elif split in ("test", "test_frontal"):
         order = order[num_train:]
-    if split == "test_frontal":
-        order = order[(mask[order] == 1).all(axis=1)]
-
     shift = 1.0 if one_based else 0.0
+    if split == "test_frontal":
+        points = np.stack([data[:, :count], data[:, count:]], axis=2) - shift
+        boxes_xyxy = boxes[:, [0, 2, 1, 3]] - shift
+        order = np.asarray(
+            [i for i in order if is_frontal(mask[i] == 1, points[i], boxes_xyxy[i], frontal_rule)], np.int64
+        )
+
     records = []
     for i in order:
         where = f"{path}: face {i + 1}"

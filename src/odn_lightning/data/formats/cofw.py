@@ -50,7 +50,8 @@ def write_png(path: Path, image: np.ndarray) -> None:
 def read_cofw_mat(
     mat_file: str | Path, image_dir: str | Path | None = None, problems: list[AnnotationError] | None = None
 ) -> list[FaceRecord]:
-    """Read COFW's `COFW_train_color.mat` or `COFW_test_color.mat`.
+    """Read COFW's `COFW_train_color.mat` or `COFW_test_color.mat`, or the grey originals
+    `COFW_train.mat` / `COFW_test.mat` (same keys, HxW images; COFW-68's benchmark reads `COFW_test.mat`).
 
     Keys: `IsTr`/`phisTr`/`bboxesTr` (train) or `IsT`/`phisT`/`bboxesT` (test). `Is*` is a cell array
     of images (uint8, grey HxW or RGB HxWx3); `phis*` is (N, 87): 29 x, 29 y, 29 occlusion flags
@@ -61,7 +62,7 @@ def read_cofw_mat(
     The images live inside the .mat, so they are written once as PNG to `image_dir` (default: a folder
     `<mat stem>_images` next to the .mat) as `cofw_{split}_{i:04d}.png`, each atomically (whole or
     not at all); existing files are reused.
-    Both files are published as MATLAB v7.3 (HDF5) and read with h5py; v7 files are read too.
+    The colour files are published as MATLAB v7.3 (HDF5) and read with h5py; v7 files are read too.
     """
     path = Path(mat_file)
     mat = load_mat(path)

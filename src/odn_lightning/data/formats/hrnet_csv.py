@@ -12,6 +12,20 @@ import numpy as np
 from ..records import AnnotationError, FaceRecord, report
 from .text import finite_floats
 
+# Image names HRNet's CSVs spell differently from the files the datasets ship: iBUG's
+# `image_092 _01.jpg` has a space that HRNet's 300W CSVs drop (FaRL maps it the same way). A name is
+# mapped only when the CSV's spelling is missing and the shipped one exists.
+SHIPPED_NAMES = {"ibug/image_092_01.jpg": "ibug/image_092 _01.jpg"}
+
+
+def image_path(image_root: Path, name: str) -> Path:
+    """Where the CSV's image `name` is under `image_root`, with `SHIPPED_NAMES` applied where needed."""
+    path = image_root / name
+    shipped = SHIPPED_NAMES.get(name)
+    if shipped is not None and not path.exists() and (image_root / shipped).exists():
+        return image_root / shipped
+    return path
+
 
 def read_hrnet_csv(
     csv_file: str | Path,
@@ -30,9 +44,12 @@ def read_hrnet_csv(
     kept here, and the face box is the square of side `scale * 200` about the centre). Image paths
     are relative to `image_root`.
 
-    Coordinates are used as stored by default, as HRNet does; pass `one_based=True` to shift points and
-    centre by -1 for CSVs copied unchanged from 1-based sources (e.g. 300W `.pts`), which we could not
-    verify for HRNet's released files.
+    Coordinate base: HRNet's 300W CSVs hold the `.pts` values unchanged, 1-based (the row of
+    `ibug/image_003_1.jpg` in `face_landmarks_300w_valid.csv` carries that face's `.pts` numbers, as
+    mmpose's converted 300W json does), so `data=w300_hrnet` reads them with `one_based=True` (points
+    and centre shifted by -1), landing on the same 0-based pixels as `data=w300`. Its WFLW CSVs hold
+    WFLW's list values and its AFLW CSVs `AFLWinfo_release.mat`'s, both used as stored (the default),
+    as their own readers use them. `make data-check` compares the CSV with any `.pts` beside an image.
     """
     path = Path(csv_file)
     image_root = Path(image_root)
@@ -71,7 +88,7 @@ def read_hrnet_csv(
         half = scale * 100.0
         records.append(
             FaceRecord(
-                image_root / row[0].strip(),
+                image_path(image_root, row[0].strip()),
                 landmarks,
                 box=np.concatenate([center - half, center + half]).astype(np.float32),
                 annotation=f"{path}: {where}",
