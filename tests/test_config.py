@@ -124,7 +124,7 @@ def run_config_as_checkpointed(overrides: list[str], tmp_path) -> dict:
 
 @pytest.mark.parametrize(
     "train_overrides,expected",
-    [([], "inter_pupil"), (["model.nme_normalisation=box_size"], "box_size")],
+    [([], "inter_pupil"), (["model.nme_normalisation=box_sqrt_area"], "box_sqrt_area")],
     ids=["dataset's", "forced"],
 )
 def test_eval_on_other_data_takes_its_normalisation_unless_training_forced_one(

@@ -21,6 +21,7 @@ from odn_lightning.metrics import (
     face_region,
     failure_rate_at,
     landmark_occlusion_scores,
+    normalisation_for,
     per_sample_nme,
 )
 from odn_lightning.schemes import get_scheme
@@ -90,24 +91,42 @@ def boxed_face(width=40.0, height=90.0):
 
 @pytest.mark.parametrize(
     "normalisation,distance",
-    [("inter_ocular", 50.0), ("box_width", 40.0), ("box_size", 60.0)],  # sqrt(40 * 90) = 60
+    [
+        ("inter_ocular", 50.0),
+        ("box_width", 40.0),  # the ODN paper's AFLW
+        ("box_max_side", 90.0),  # mmpose's AFLW bbox_size
+        ("box_sqrt_area", 60.0),  # SAN: sqrt(40 * 90) = 60
+        ("box_size", 75.0),  # HRNet's AFLW CSV column, whatever the box
+    ],
 )
 def test_each_normalisation_by_hand(normalisation, distance):
     target, box = boxed_face()
     pred = target.clone()
     pred[0, 3] += torch.tensor([6.0, 8.0])  # one point 10 px off: mean error 10 / 68
     metric = LandmarkNME(normalisation=normalisation)
-    metric.update(pred, target, normalising_box=box)
+    metric.update(pred, target, normalising_box=box, box_size=torch.tensor([75.0]))
     assert metric.compute()["nme"].item() == pytest.approx(10.0 / 68 / distance, rel=1e-6)
 
 
 def test_box_normalisation_without_a_box_is_a_clear_error():
-    target, _ = boxed_face()
+    target, box = boxed_face()
     with pytest.raises(ValueError, match="box_width.*needs each face's box"):
         LandmarkNME(normalisation="box_width").update(target, target)
+    # box_size is the dataset's own column: a face without it (NaN) cannot be divided by it.
+    with pytest.raises(ValueError, match="box_size.*which these faces lack"):
+        LandmarkNME(normalisation="box_size").update(target, target, box, box_size=torch.tensor([np.nan]))
 
 
-@pytest.mark.parametrize("normalisation", ["inter_ocular", "inter_pupil", "box_width", "box_size"])
+def test_each_split_takes_its_own_normalisation_from_a_mapping():
+    setting = {"cofw68": "inter_pupil", "default": "inter_ocular"}
+    assert normalisation_for(setting, "cofw68") == "inter_pupil"
+    assert normalisation_for(setting, "common") == "inter_ocular"
+    assert normalisation_for("box_width", "anything") == "box_width"
+    with pytest.raises(ValueError, match="no normalisation for split 'common'.*add `common: inter_ocular`"):
+        normalisation_for({"cofw68": "inter_pupil"}, "common")
+
+
+@pytest.mark.parametrize("normalisation", ["inter_ocular", "inter_pupil", "box_width", "box_sqrt_area"])
 def test_metric_equals_an_independent_numpy_computation(normalisation):
     rng = np.random.default_rng(1)
     target = rng.uniform(0, 500, size=(37, 68, 2))
@@ -181,6 +200,28 @@ def test_occluded_and_visible_points_are_measured_apart():
     assert "nme_occluded" not in without.compute()
 
 
+def test_visible_and_occluded_nme_average_per_face_and_pooled_over_points():
+    target = face().expand(3, -1, -1).clone()  # inter-ocular distance 10
+    pred = target.clone()
+    visible = torch.ones(3, 68, dtype=torch.bool)
+    # Face 0: 2 visible points, each 10 px off (1.0 normalised); its 66 occluded points exact.
+    visible[0, 2:] = False
+    pred[0, :2, 0] += 10.0
+    # Face 1: 4 occluded points, each 5 px off (0.5); its 64 visible points exact.
+    visible[1, :4] = False
+    pred[1, :4, 0] += 5.0
+    # Face 2: 68 visible points, exact; no occluded point, so it is left out of the occluded mean.
+    metric = LandmarkNME()
+    metric.update(pred, target, visible=visible)
+    result = {key: value.item() for key, value in metric.compute().items()}
+    # Per face first (COFW-68's benchmark): visible (1.0 + 0 + 0) / 3, occluded (0 + 0.5) / 2.
+    assert result["nme_visible"] == pytest.approx(1.0 / 3.0)
+    assert result["nme_occluded"] == pytest.approx(0.25)
+    # Pooled over the points: visible 2 x 1.0 / (2 + 64 + 68), occluded 4 x 0.5 / (66 + 4).
+    assert result["nme_visible_pooled"] == pytest.approx(2.0 / 134.0)
+    assert result["nme_occluded_pooled"] == pytest.approx(2.0 / 70.0)
+
+
 def test_occluder_auroc_is_one_for_a_perfect_map_and_about_half_for_a_random_one():
     generator = torch.Generator().manual_seed(0)
     mask = torch.zeros(4, 64, 64, dtype=torch.uint8)
@@ -236,7 +277,9 @@ def test_a_split_without_occluded_points_has_no_occluded_nme_rather_than_nan():
     metric = LandmarkNME()
     metric.update(pred, target, visible=torch.ones(2, 68, dtype=torch.bool))
     result = metric.compute()
-    assert "nme_occluded" not in result and result["nme_visible"].item() == pytest.approx(0.15)
+    assert "nme_occluded" not in result and "nme_occluded_pooled" not in result
+    assert result["nme_visible"].item() == pytest.approx(0.15)
+    assert result["nme_visible_pooled"].item() == pytest.approx(0.15)  # equal counts: the same mean
 
 
 # ------------------------------------------------------------------------ occlusion-map AUROCs

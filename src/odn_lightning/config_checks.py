@@ -21,7 +21,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from .data.dataset import CROP_BOXES, ON_BAD_SAMPLE
 from .losses import COORDINATE_UNITS, WEIGHT_PENALTIES
-from .metrics import NORMALISATIONS
+from .metrics import DEFAULT_SPLIT, NORMALISATIONS
 from .models.low_rank import READOUTS
 from .module import ON_NON_FINITE
 from .schemes import SCHEMES, get_scheme
@@ -80,6 +80,18 @@ def number_between(low: float, high: float) -> Check:
 
 def one_of(values: tuple) -> Check:
     return lambda value: None if isinstance(value, str) and value in values else f"one of {', '.join(values)}"
+
+
+def normalisation_setting(value: Any) -> str | None:
+    """One NME normalisation for every split, or a mapping from split names (and `default`) to them."""
+    expected = (
+        f"one of {', '.join(NORMALISATIONS)}, or a mapping from split names (and {DEFAULT_SPLIT}) to them"
+    )
+    if isinstance(value, str):
+        return None if value in NORMALISATIONS else expected
+    if isinstance(value, DictConfig) and value and all(v in NORMALISATIONS for v in value.values()):
+        return None
+    return expected
 
 
 def boolean(value: Any) -> str | None:
@@ -143,7 +155,7 @@ CHECKS: tuple[tuple[str, Check, str], ...] = (
     ("data.pin_memory", boolean, "false"),
     ("data.crop_margin", number_at_least(0), "0.25"),
     ("data.crop_box", one_of(CROP_BOXES), "landmarks"),
-    ("data.nme_normalisation", one_of(NORMALISATIONS), "inter_ocular"),
+    ("data.nme_normalisation", normalisation_setting, "inter_ocular"),
     ("data.on_bad_sample", one_of(ON_BAD_SAMPLE), "skip"),
     ("data.max_image_pixels", nullable(positive_int), "178956970"),
     ("data.seed", seed_value, "42"),
@@ -161,7 +173,7 @@ CHECKS: tuple[tuple[str, Check, str], ...] = (
     ("trainer.check_val_every_n_epoch", nullable(positive_int), "1"),
     ("trainer.accumulate_grad_batches", positive_int, "1"),
     ("model.scheme", scheme_name, "ibug68"),
-    ("model.nme_normalisation", one_of(NORMALISATIONS), "inter_ocular"),
+    ("model.nme_normalisation", normalisation_setting, "inter_ocular"),
     ("model.on_non_finite", one_of(ON_NON_FINITE), "skip"),
     ("model.channels_last", boolean, "true"),
     ("model.net.num_landmarks", positive_int, "68"),
@@ -221,6 +233,31 @@ def check_config(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={_show(value)}: expected {expected} (e.g. {key}={example})")
     _check_data_root(cfg, filled_later)
     _check_model_matches_data(cfg)
+    for key in ("data.nme_normalisation", "model.nme_normalisation"):
+        _check_split_normalisations(cfg, key)
+
+
+def _check_split_normalisations(cfg: DictConfig, key: str) -> None:
+    # A per-split mapping must name only splits the dataset has (a typo would fall to `default`
+    # unseen) and cover every evaluated split.
+    setting = _value(cfg, key, "inter_ocular")
+    splits = _value(cfg, "data.splits", "{}")
+    if not isinstance(setting, DictConfig) or not isinstance(splits, DictConfig):
+        return
+    unknown = [name for name in setting if name != DEFAULT_SPLIT and name not in splits]
+    if unknown:
+        raise ConfigError(
+            f"{key} names split {unknown[0]!r}, which data={_show(_value(cfg, 'data.name', 'x'))} does not "
+            f"have ({', '.join(splits)}); name one of them or `{DEFAULT_SPLIT}`"
+        )
+    tests = _value(cfg, "data.test_splits", "[common]")
+    evaluated = [_value(cfg, "data.val_split", "val"), *(tests if isinstance(tests, ListConfig) else [])]
+    uncovered = [s for s in evaluated if isinstance(s, str) and s not in setting]
+    if uncovered and DEFAULT_SPLIT not in setting:
+        raise ConfigError(
+            f"{key} gives no normalisation for split {uncovered[0]!r}; add `{uncovered[0]}: inter_ocular` "
+            f"or a `{DEFAULT_SPLIT}` entry"
+        )
 
 
 def _check_data_root(cfg: DictConfig, filled_later: bool) -> None:

@@ -24,6 +24,7 @@ class Sample(TypedDict):
     matrix: Tensor  # (2, 3) float64, original pixels -> crop pixels
     target_px: Tensor  # (L, 2) float64, the annotation in original pixels (what errors are measured on)
     normalising_box: Tensor  # (4,) float64 x0 y0 x1 y1: the dataset's face box, else the landmarks' box
+    box_size: Tensor  # () float64: the dataset's own box size (HRNet's AFLW CSV column), NaN where none
     index: int  # position in the split's dataset: identifies the face (DDP padding repeats faces)
     split: str
     image_path: str
@@ -40,6 +41,7 @@ class Batch(TypedDict):
     matrix: Tensor  # (B, 2, 3)
     target_px: Tensor  # (B, L, 2)
     normalising_box: Tensor  # (B, 4)
+    box_size: Tensor  # (B,)
     index: Tensor  # (B,) int64
     split: list[str]  # every face of a batch comes from one split
     image_path: list[str]

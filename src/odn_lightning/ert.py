@@ -22,7 +22,7 @@ from .baselines.ert import ERT
 from .config import CONFIG_DIR
 from .config_checks import check_config
 from .data.dataset import LandmarkDataset
-from .metrics import LandmarkNME
+from .metrics import LandmarkNME, describe_normalisation, normalisation_for
 from .plots import plot_ced
 from .reports import PREDICTIONS_FILE, REPORT_FILE, counts_as_metrics, write_predictions, write_report
 
@@ -31,13 +31,16 @@ def evaluate_split(model: ERT, records: list, scheme: str, normalisation: str, t
     """The split's metrics (`test/<split>/...`) and its predictions.csv rows."""
     predicted = torch.from_numpy(model.predict(records))
     target = torch.from_numpy(np.stack([r.landmarks for r in records]).astype(np.float64))
-    boxes = torch.from_numpy(np.stack([LandmarkDataset.normalising_box(r) for r in records]))
+    normaliser = {
+        "normalising_box": torch.from_numpy(np.stack([LandmarkDataset.normalising_box(r) for r in records])),
+        "box_size": torch.tensor([LandmarkDataset.box_size(r) for r in records], dtype=torch.float64),
+    }
     with_visibility = all(r.visible is not None for r in records)
     visible = torch.from_numpy(np.stack([r.visible for r in records])) if with_visibility else None
     metric = LandmarkNME(scheme, normalisation, tuple(thresholds))
-    metric.update(predicted, target, boxes, visible, torch.arange(len(records)))
+    metric.update(predicted, target, visible=visible, index=torch.arange(len(records)), **normaliser)
     metrics = {f"test/{split}/{k}": float(v) for k, v in metric.compute().items()}
-    nme, distance = metric.per_face(predicted, target, boxes)
+    nme, distance = metric.per_face(predicted, target, **normaliser)
     rows = [
         {
             "image_path": str(r.image_path),
@@ -67,8 +70,9 @@ def run_ert(cfg: DictConfig) -> dict[str, float | None]:
     rows, errors = [], {}
     for split in datamodule.test_split_names:
         records = datamodule.checked_records(split)
+        normalisation = normalisation_for(cfg.data.nme_normalisation, split)
         values, split_rows = evaluate_split(
-            model, records, datamodule.scheme.name, cfg.data.nme_normalisation, cfg.nme_thresholds, split
+            model, records, datamodule.scheme.name, normalisation, cfg.nme_thresholds, split
         )
         metrics |= values | counts_as_metrics({split: (len(records), len(records))})
         rows += split_rows
@@ -80,7 +84,7 @@ def run_ert(cfg: DictConfig) -> dict[str, float | None]:
     facts = {
         "method": f"ERT (dlib shape predictor): {options}",
         "data": f"{cfg.data.name} at {cfg.data.root}",
-        "NME normalisation": cfg.data.nme_normalisation,
+        "NME normalisation": describe_normalisation(cfg.data.nme_normalisation),
         "face rectangle": f"data.crop_box={cfg.data.crop_box}",
         "predictions": PREDICTIONS_FILE,
     }

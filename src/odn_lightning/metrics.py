@@ -11,6 +11,8 @@ count its NME as +inf, and the split's mean NME is NaN rather than a mean over t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import cv2
 import numpy as np
 import torch
@@ -22,9 +24,20 @@ from torchmetrics.utilities import dim_zero_cat
 from .crop import from_normalised
 from .schemes import LandmarkScheme, get_scheme
 
-# inter_ocular: outer eye corners (300W, COFW, WFLW); inter_pupil: eye centres; box_width: face box
-# width (AFLW in the ODN paper); box_size: sqrt(width * height) of the face box (AFLW elsewhere).
-NORMALISATIONS = ("inter_ocular", "inter_pupil", "box_width", "box_size")
+# What divides a face's mean error, each the convention of a named reference:
+# - inter_ocular: distance of the outer eye corners (300W, COFW, WFLW as HRNet-Facial's `compute_nme`,
+#   mmpose and the comparison tables from LAB on report them);
+# - inter_pupil: distance of the eye centres, each the mean of its eye's points (COFW-68's own
+#   evaluator, cofw68-benchmark `Main.m`);
+# - box_width: the face box's width (AFLW in the ODN paper);
+# - box_size: the dataset's own per-face box size, HRNet-Facial's AFLW CSV column `box_size` (HRNet
+#   `compute_nme` divides 19-point errors by it); datasets without that column cannot use it;
+# - box_max_side: max(width, height) of the face box (mmpose's AFLW `bbox_size`);
+# - box_sqrt_area: sqrt(width * height) of the face box (SAN, Dong et al. CVPR 2018).
+# The box ones agree only on square boxes; `make data-check` reports how square a dataset's are.
+NORMALISATIONS = ("inter_ocular", "inter_pupil", "box_width", "box_size", "box_max_side", "box_sqrt_area")
+# In a per-split mapping of normalisations, the entry for splits it does not name.
+DEFAULT_SPLIT = "default"
 
 
 def check_normalisation(normalisation: str) -> str:
@@ -36,12 +49,39 @@ def check_normalisation(normalisation: str) -> str:
     return normalisation
 
 
+def normalisation_for(setting: str | Mapping[str, str], split: str) -> str:
+    """The normalisation of `split` under a setting that is one name for every split, or a mapping
+    from split names (and `default`, for the others) to names: a run that tests on 300W and on
+    COFW-68 divides each by its own benchmark's distance."""
+    if isinstance(setting, str):
+        return check_normalisation(setting)
+    name = setting.get(split, setting.get(DEFAULT_SPLIT))
+    if name is None:
+        raise ValueError(
+            f"nme_normalisation names no normalisation for split '{split}' (it has {', '.join(setting)}); "
+            f"add `{split}: inter_ocular` or a `{DEFAULT_SPLIT}` entry"
+        )
+    return check_normalisation(name)
+
+
+def describe_normalisation(setting: str | Mapping[str, str]) -> str:
+    """A normalisation setting in one line, for reports: "inter_ocular", or
+    "cofw68: inter_pupil, default: inter_ocular"."""
+    if isinstance(setting, str):
+        return setting
+    return ", ".join(f"{split}: {name}" for split, name in setting.items())
+
+
 def normalising_distance(
-    target: Tensor, scheme: LandmarkScheme, normalisation: str, normalising_box: Tensor | None = None
+    target: Tensor,
+    scheme: LandmarkScheme,
+    normalisation: str,
+    normalising_box: Tensor | None = None,
+    box_size: Tensor | None = None,
 ) -> Tensor:
-    """Per-face distance that divides the error: target (B, L, 2), normalising_box (B, 4) x0 y0 x1 y1
-    (the dataset's face box, else the landmarks' box; used by box_width and box_size) -> (B,)."""
-    box = normalising_box
+    """Per-face distance that divides the error: target (B, L, 2); normalising_box (B, 4) x0 y0 x1 y1
+    (the dataset's face box, else the landmarks' box; used by the box_* normalisations); box_size (B,)
+    the dataset's own box size (NaN where it has none; used by box_size) -> (B,)."""
     check_normalisation(normalisation)
     if normalisation == "inter_ocular":
         a, b = scheme.outer_eye_corners
@@ -49,10 +89,22 @@ def normalising_distance(
     if normalisation == "inter_pupil":
         left, right = (target[:, list(idx)].mean(dim=1) for idx in scheme.eye_centres)
         return (left - right).norm(dim=-1)
-    if box is None:
+    if normalisation == "box_size":
+        if box_size is None or not bool(torch.isfinite(box_size).all()):
+            raise ValueError(
+                "NME normalisation 'box_size' divides by the dataset's own box_size (HRNet-Facial's AFLW "
+                "CSV column), which these faces lack; use box_width, box_max_side or box_sqrt_area"
+            )
+        return box_size
+    if normalising_box is None:
         raise ValueError(f"NME normalisation '{normalisation}' needs each face's box; none was given")
-    width, height = box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]
-    return width if normalisation == "box_width" else (width * height).sqrt()
+    width = normalising_box[:, 2] - normalising_box[:, 0]
+    height = normalising_box[:, 3] - normalising_box[:, 1]
+    if normalisation == "box_width":
+        return width
+    if normalisation == "box_max_side":
+        return torch.maximum(width, height)
+    return (width * height).sqrt()
 
 
 def point_errors(pred: Tensor, target: Tensor, normalising_distance: Tensor) -> Tensor:
@@ -66,9 +118,10 @@ def per_sample_nme(
     scheme: LandmarkScheme,
     normalisation: str,
     normalising_box: Tensor | None = None,
+    box_size: Tensor | None = None,
 ) -> Tensor:
     """Mean point-to-point error of each face divided by its normalising distance: (B,)."""
-    distance = normalising_distance(target, scheme, normalisation, normalising_box)
+    distance = normalising_distance(target, scheme, normalisation, normalising_box, box_size)
     return point_errors(pred, target, distance).mean(dim=-1)
 
 
@@ -120,6 +173,12 @@ class LandmarkNME(Metric):
     """NME over a split, in the benchmark's normalisation; keeps every face's error for CED, AUC and
     failure rate, and, where visibility is given, the NME over occluded and over visible points.
 
+    `nme_visible` / `nme_occluded` average per face first, as the COFW-68 benchmark does
+    (github.com/golnazghiasi/cofw68-benchmark, LandmarkLocalizationEval.m with vis_subset): each face's
+    mean normalised error over its visible (occluded) points, then the mean over the faces that have
+    such points. `nme_visible_pooled` / `nme_occluded_pooled` pool the points of the split instead
+    (their error sum over their count), so a face with many such points weighs more.
+
     Faces carry their dataset index: a face seen twice (DistributedSampler pads the last batch under
     DDP) counts once, so N processes give exactly the single-process value.
 
@@ -151,9 +210,10 @@ class LandmarkNME(Metric):
         normalising_box: Tensor | None = None,
         visible: Tensor | None = None,
         index: Tensor | None = None,
+        box_size: Tensor | None = None,
     ) -> None:
-        """Add a batch (pixels: pred, target (B, L, 2); normalising_box (B, 4))."""
-        errors, _ = self._point_errors(pred.detach(), target, normalising_box)
+        """Add a batch (pixels: pred, target (B, L, 2); normalising_box (B, 4); box_size (B,))."""
+        errors, _ = self._point_errors(pred.detach(), target, normalising_box, box_size)
         nme = errors.mean(dim=-1)
         self.errors.append(nme)
         if index is None:  # no dataset index: faces are numbered in arrival order
@@ -167,19 +227,24 @@ class LandmarkNME(Metric):
             self.visible_count.append(visible.sum(dim=-1).to(torch.float64))
 
     def _point_errors(
-        self, pred: Tensor, target: Tensor, normalising_box: Tensor | None
+        self, pred: Tensor, target: Tensor, normalising_box: Tensor | None, box_size: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         """Normalised point errors (B, L) and the normalising distances (B,), in float64."""
         target = target.to(torch.float64)
         box = None if normalising_box is None else normalising_box.to(torch.float64)
-        distance = normalising_distance(target, self.scheme, self.normalisation, box)
+        size = None if box_size is None else box_size.to(torch.float64)
+        distance = normalising_distance(target, self.scheme, self.normalisation, box, size)
         return point_errors(pred.to(torch.float64), target, distance), distance
 
     def per_face(
-        self, pred: Tensor, target: Tensor, normalising_box: Tensor | None = None
+        self,
+        pred: Tensor,
+        target: Tensor,
+        normalising_box: Tensor | None = None,
+        box_size: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Each face's NME, as `update` counts it, and its normalising distance: (B,), (B,)."""
-        errors, distance = self._point_errors(pred, target, normalising_box)
+        errors, distance = self._point_errors(pred, target, normalising_box, box_size)
         return errors.mean(dim=-1), distance
 
     def _state(self, name: str) -> Tensor:
@@ -198,10 +263,11 @@ class LandmarkNME(Metric):
         return self._state("indices")[keep], self._state("errors")[keep]
 
     def compute(self) -> dict[str, Tensor]:
-        """`nme`, `auc_08` / `fr_08` style keys (threshold x 100), and `nme_occluded` /
-        `nme_visible` (mean error over those points) when visibility was given and such points exist.
-        `nme` is NaN when any face's NME is not finite; such a face is a failure in `fr_*` and adds 0
-        to `auc_*`."""
+        """`nme`, `auc_08` / `fr_08` style keys (threshold x 100), and, when visibility was given and
+        such points exist, `nme_occluded` / `nme_visible` (the mean over faces of each face's mean error
+        over those points) and `nme_occluded_pooled` / `nme_visible_pooled` (the mean error over all
+        those points of the split). `nme` is NaN when any face's NME is not finite; such a face is a
+        failure in `fr_*` and adds 0 to `auc_*`."""
         keep = self._first_of_each_index()
         errors = self._state("errors")[keep]
         finite = bool(torch.isfinite(errors).all())
@@ -215,10 +281,12 @@ class LandmarkNME(Metric):
         faces = len(self._state("errors"))
         if faces and len(self._state("visible_count")) == faces:
             for kind in ("occluded", "visible"):
-                total = self._state(f"{kind}_sum")[keep].sum()
-                count = self._state(f"{kind}_count")[keep].sum()
-                if count > 0:
-                    result[f"nme_{kind}"] = total / count
+                sums = self._state(f"{kind}_sum")[keep]
+                counts = self._state(f"{kind}_count")[keep]
+                with_points = counts > 0  # a face without such points has no mean to average
+                if with_points.any():
+                    result[f"nme_{kind}"] = (sums[with_points] / counts[with_points]).mean()
+                    result[f"nme_{kind}_pooled"] = sums.sum() / counts.sum()
         return {name: value.float() for name, value in result.items()}
 
 

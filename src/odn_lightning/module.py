@@ -9,7 +9,7 @@ scheduler as partials (`_partial_: true`) that the module completes with its par
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import lightning as L
 import torch
@@ -26,6 +26,7 @@ from .metrics import (
     LandmarkOcclusionAUROC,
     OccluderAUROC,
     landmark_occlusion_scores,
+    normalisation_for,
 )
 from .schemes import get_scheme
 
@@ -47,7 +48,8 @@ class LandmarkModule(L.LightningModule):
         schedule spans the whole run), the trainer's count of optimiser steps fills it.
     scheduler_interval: "step" or "epoch".
     scheme: the landmark scheme's name (point count, eye points of the NME).
-    nme_normalisation: what divides each face's error (`metrics.NORMALISATIONS`).
+    nme_normalisation: what divides each face's error (`metrics.NORMALISATIONS`): one name, or a
+        mapping from split names (and `default`) to names (`metrics.normalisation_for`).
     nme_thresholds: where AUC and failure rate are read.
     channels_last: NHWC convolutions (faster on CPUs and tensor-core GPUs).
     image_size: the crop side; given, Lightning's model summary runs one image through the network
@@ -67,7 +69,7 @@ class LandmarkModule(L.LightningModule):
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         scheduler_interval: str = "step",
         scheme: str = "ibug68",
-        nme_normalisation: str = "inter_ocular",
+        nme_normalisation: str | Mapping[str, str] = "inter_ocular",
         nme_thresholds: Sequence[float] = (0.08, 0.10),
         channels_last: bool = True,
         image_size: int | None = None,
@@ -83,7 +85,10 @@ class LandmarkModule(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.scheme = get_scheme(scheme)
-        self.nme_normalisation = nme_normalisation
+        # A mapping arrives from Hydra as a DictConfig; plain values keep the checkpoint plain.
+        self.nme_normalisation = (
+            nme_normalisation if isinstance(nme_normalisation, str) else dict(nme_normalisation)
+        )
         self.nme_thresholds = tuple(nme_thresholds)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
@@ -102,8 +107,8 @@ class LandmarkModule(L.LightningModule):
         names = getattr(datamodule, "eval_split_names", None) or ["val", "test"]
         for name in names:
             if name not in self.split_metrics:
-                self.split_metrics[name] = self._nme_metric()
-                self.baseline_metrics[name] = self._nme_metric()
+                self.split_metrics[name] = self._nme_metric(name)
+                self.baseline_metrics[name] = self._nme_metric(name)
                 self.occlusion_metrics[name] = nn.ModuleDict(
                     {
                         "occluder_auroc": OccluderAUROC(),
@@ -113,8 +118,9 @@ class LandmarkModule(L.LightningModule):
                     }
                 )
 
-    def _nme_metric(self) -> LandmarkNME:
-        return LandmarkNME(self.scheme.name, self.nme_normalisation, self.nme_thresholds)
+    def _nme_metric(self, split: str) -> LandmarkNME:
+        normalisation = normalisation_for(self.nme_normalisation, split)
+        return LandmarkNME(self.scheme.name, normalisation, self.nme_thresholds)
 
     def on_fit_start(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -204,10 +210,11 @@ class LandmarkModule(L.LightningModule):
         size = batch["image"].shape[-1]
         predicted = crop_to_original(outputs["landmarks"], batch["matrix"], size)
         visible = batch["visible"] if bool(torch.as_tensor(batch["has_visibility"]).all()) else None
-        faces = {"normalising_box": batch["normalising_box"], "visible": visible, "index": batch["index"]}
+        normaliser = {"normalising_box": batch["normalising_box"], "box_size": batch["box_size"]}
+        faces = {**normaliser, "visible": visible, "index": batch["index"]}
         metric = self.split_metrics[split]
         metric.update(predicted, batch["target_px"], **faces)
-        nme, distance = metric.per_face(predicted.detach(), batch["target_px"], batch["normalising_box"])
+        nme, distance = metric.per_face(predicted.detach(), batch["target_px"], **normaliser)
         if self.mean_shape_known:
             mean_shape = crop_to_original(
                 self.mean_shape.expand_as(outputs["landmarks"]), batch["matrix"], size

@@ -50,7 +50,8 @@ def build(node: Mapping, table: Mapping[str, Callable[..., Any]], key: str, wher
             f"{where}: {key} names {target!r}, which is not one of the suite's ({', '.join(table)}); refused"
         )
     arguments = {
-        name: _plain(value, f"{key}.{name}", where, nested=table is DATA_MODULES)
+        # Mappings: the data module's settings, and the module's per-split nme_normalisation.
+        name: _plain(value, f"{key}.{name}", where, nested=table in (DATA_MODULES, MODULES))
         for name, value in node.items()
         if not str(name).startswith("_") and name not in given
     }

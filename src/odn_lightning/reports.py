@@ -30,7 +30,7 @@ from .atomic import ENCODING, ERRORS, atomic_open, atomic_write_text
 from .crop import from_normalised
 from .datatypes import Batch, EvalStepOutput
 from .imagenet import denormalise_image
-from .metrics import threshold_suffix
+from .metrics import describe_normalisation, threshold_suffix
 from .plots import figure6_panel, plot_ced, prediction_grid, save_png
 
 PREDICTIONS_FILE = "predictions.csv"
@@ -229,8 +229,9 @@ def write_report(
     lines += [
         "NME: mean point-to-point error divided by the normalising distance, averaged over faces (x10^-2 as "
         "in the paper's tables). AUC: area under the CED curve up to the threshold, divided by it. FR: "
-        "faces whose NME exceeds the threshold. NME occluded / visible: mean normalised error over the "
-        "points annotated occluded / visible.",
+        "faces whose NME exceeds the threshold. NME occluded / visible: each face's mean normalised error "
+        "over its points annotated occluded / visible, averaged over the faces that have such points (as "
+        "the COFW-68 benchmark does).",
         "",
     ]
     if any(f"test/{s}/{k}" in metrics for s in splits for k in OCCLUSION_COLUMNS if "auroc" in k):
@@ -295,7 +296,7 @@ class EvaluationReport(L.Callback):
     Args:
         output_dir: the run directory.
         thresholds: NME thresholds of the CED plots and the table (the module's `nme_thresholds`).
-        nme_normalisation: what divided the errors, as report.md states it.
+        nme_normalisation: what divided the errors (one name or a per-split mapping), as report.md states it.
         data: the dataset, as report.md names it.
         pictures: faces per prediction grid and Figure-6 panel; 0 for none.
 
@@ -308,7 +309,7 @@ class EvaluationReport(L.Callback):
         self,
         output_dir: str,
         thresholds: Sequence[float],
-        nme_normalisation: str,
+        nme_normalisation: str | Mapping[str, str],
         data: str,
         pictures: int = 8,
     ) -> None:
@@ -395,7 +396,7 @@ class EvaluationReport(L.Callback):
             "checkpoint": str(trainer.ckpt_path or "(weights in memory)"),
             "network": f"{type(net).__name__}({net.extra_repr()})",
             "data": self.data,
-            "NME normalisation": self.nme_normalisation,
+            "NME normalisation": describe_normalisation(self.nme_normalisation),
             "predictions": PREDICTIONS_FILE,
         }
         limit = trainer.limit_test_batches  # an int counts batches, a float is a fraction

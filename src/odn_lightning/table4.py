@@ -291,8 +291,9 @@ def collect(
         "Over several seeds a cell is mean ± standard deviation; * marks a difference from BRNet larger "
         "than twice the pooled standard deviation.",
         "",
-        "Occlusion: NME at the points flagged occluded, and how the occlusion map P ranks occluders, the "
-        "face and occluded points (AUROC of 1 - P, of P, and of 1 - P read at each point; 0.5 is chance).",
+        "Occlusion: NME at the points flagged occluded (`nme_occluded`: each face's mean over its occluded "
+        "points, averaged over faces), and how the occlusion map P ranks occluders, the face and occluded "
+        "points (AUROC of 1 - P, of P, and of 1 - P read at each point; 0.5 is chance).",
         "",
         occlusion_markdown(runs, splits, "full" if "full" in splits else splits[-1]) if splits else "",
         *paired_lines(runs, splits),

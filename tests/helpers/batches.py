@@ -33,6 +33,7 @@ def random_batches(split: str, count: int = 3, size: int = 4, seed: int = 0) -> 
                     matrix=matrix,
                     target_px=target_px,
                     normalising_box=torch.cat([target_px.amin(dim=0), target_px.amax(dim=0)]),
+                    box_size=torch.tensor(float("nan"), dtype=torch.float64),
                     index=b * size + i,
                     split=split,
                     image_path=f"{split}/{b * size + i}.png",

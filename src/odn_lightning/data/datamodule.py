@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from ..atomic import atomic_write_text
 from ..crop import apply_matrix, to_normalised
 from ..datatypes import collate_samples
+from ..metrics import normalisation_for
 from ..schemes import get_scheme
 from .dataset import ON_BAD_SAMPLE, LandmarkDataset
 from .formats import PATH_ARGUMENTS, READERS, read_pts_folder
@@ -74,7 +75,7 @@ class LandmarkDataModule(L.LightningDataModule):
         image_size: int = 224,
         crop_margin: float = 0.25,
         crop_box: str = "landmarks",
-        nme_normalisation: str = "inter_ocular",
+        nme_normalisation: str | Mapping[str, str] = "inter_ocular",
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         num_workers: int = 2,
@@ -215,8 +216,11 @@ class LandmarkDataModule(L.LightningDataModule):
             augmentation = CropAugmentation(**(hp.augmentation or {}))
             photometric = photometric_augmentation(**(hp.photometric or {}))
             occlusion = occlusion_augmentation(**(hp.occlusion or {}))
+        records = self.checked_records(split)
+        if not train:
+            self._check_normaliser(split, records)
         return LandmarkDataset(
-            self.checked_records(split),
+            records,
             self.scheme,
             split,
             hp.image_size,
@@ -230,6 +234,17 @@ class LandmarkDataModule(L.LightningDataModule):
             bad_samples_dir=hp.bad_samples_dir,
             max_image_pixels=hp.max_image_pixels,
         )
+
+    def _check_normaliser(self, split: str, records: list[FaceRecord]) -> None:
+        # Said before training starts, not at the first validation batch.
+        normalisation = normalisation_for(self.hparams.nme_normalisation, split)
+        lacking = [r for r in records if r.box_size is None]
+        if normalisation == "box_size" and lacking:
+            raise DataValidationError(
+                f"split '{split}' is normalised by box_size, the dataset's own per-face box size (HRNet's "
+                f"AFLW CSV column), but {len(lacking)} faces have none (first: {lacking[0].source}); set "
+                "data.nme_normalisation to box_width, box_max_side or box_sqrt_area"
+            )
 
     def setup(self, stage: str | None = None) -> None:
         self._check_root()

@@ -144,6 +144,11 @@ class LandmarkDataset(Dataset):
         """The box that normalises box-based NMEs: the dataset's, else the landmarks' tight box."""
         return np.asarray(record.box if record.box is not None else face_box(record.landmarks), np.float64)
 
+    @staticmethod
+    def box_size(record: FaceRecord) -> float:
+        """The dataset's own box size, which normalises `box_size` NMEs (HRNet's AFLW CSV); NaN where none."""
+        return np.nan if record.box_size is None else float(record.box_size)
+
     def __getitem__(self, key: int | SampleKey) -> Sample | None:
         """The sample of face `key`: an index, or a `SampleKey` (index and seed) from the training
         sampler, whose seed then drives every random draw of the sample. None: the face's image did
@@ -209,6 +214,7 @@ class LandmarkDataset(Dataset):
             matrix=torch.from_numpy(matrix),
             target_px=torch.from_numpy(landmarks.astype(np.float64)),
             normalising_box=torch.from_numpy(self.normalising_box(record)),
+            box_size=torch.tensor(self.box_size(record), dtype=torch.float64),
             index=index,
             split=self.split,
             image_path=str(record.image_path),
