@@ -2,7 +2,8 @@
 
 Generates the synthetic faces if needed, reads every split the config defines, decodes every image
 (training only reads their headers up front, so a truncated file is found here, before a run) and
-prints each split's size next to the published one.
+prints each split's size next to the published one, then the evidence for the dataset's
+conventions that only its real files can give (`data.conventions.evidence`).
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import sys
 
 import hydra
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
 from .config import CONFIG_DIR
 from .config_checks import check_config
+from .data.conventions import evidence
 from .data.datamodule import source_paths
 from .runs import run_reporting_user_errors
 
@@ -26,10 +28,11 @@ def check(cfg: DictConfig) -> dict[str, int]:
     check_config(cfg)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
-    counts, problems = {}, {}
+    records, problems = {}, {}
     for split in cfg.data.splits:
         problems[split] = []
-        counts[split] = len(datamodule.records(split, problems[split], decode_images=True))
+        records[split] = datamodule.records(split, problems[split], decode_images=True)
+    counts = {split: len(found) for split, found in records.items()}
     expected = cfg.data.get("expected_counts") or {}
     table = Table(title=f"{cfg.data.name} at {cfg.data.root}")
     for column in ("split", "faces", "bad", "expected", "folders"):
@@ -43,6 +46,9 @@ def check(cfg: DictConfig) -> dict[str, int]:
             ", ".join(path for source in cfg.data.splits[split] for path in source_paths(source)),
         )
     Console().print(table)
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    for line in evidence(data, records, datamodule.root):
+        print(line)
     # A face in two splits (300W's full = common + challenging) is reported once.
     bad = sorted({str(p) for found in problems.values() for p in found})
     for line in bad:
