@@ -71,3 +71,18 @@ def test_missing_wflw_annotations_name_the_file(tmp_path):
     cfg = compose_config("train", ["data=wflw", f"data.root={tmp_path}"], tmp_path / "out")
     with pytest.raises(FileNotFoundError, match="list_98pt_rect_attr_train.txt"):
         instantiate(cfg.data).prepare_data()
+
+
+def test_subset_faces_take_box_and_flags_from_the_full_list(wflw_root, tmp_path):
+    cfg = compose_config("train", ["data=wflw", f"data.root={wflw_root}", "data.crop_box=dataset"], tmp_path)
+    datamodule = instantiate(cfg.data)
+    (face,) = datamodule.records("occlusion")
+    (same,) = [r for r in datamodule.records("full") if r.image_path == face.image_path]
+    np.testing.assert_array_equal(face.box, same.box)
+    assert face.attributes == same.attributes and face.attributes["occlusion"]
+    # So a subset face is cropped as in the full test set, with crop_box=dataset too.
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    full = datamodule.datasets["full"]
+    index = next(i for i, r in enumerate(full.records) if r.image_path == face.image_path)
+    assert (datamodule.datasets["occlusion"][0]["image"] == full[index]["image"]).all()

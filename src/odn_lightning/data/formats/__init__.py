@@ -31,7 +31,15 @@ READERS = {
     "hrnet_csv": read_hrnet_csv,
     "aflw_info": read_aflw_info,
 }
-PATH_ARGUMENTS = ("annotation_file", "image_root", "mat_file", "image_dir", "csv_file", "points_dir")
+PATH_ARGUMENTS = (
+    "annotation_file",
+    "image_root",
+    "mat_file",
+    "image_dir",
+    "csv_file",
+    "points_dir",
+    "full_list",
+)
 
 __all__ = [
     "PATH_ARGUMENTS",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +40,10 @@ def _is_number(token: str) -> bool:
 
 
 def read_wflw(
-    annotation_file: str | Path, image_root: str | Path, problems: list[AnnotationError] | None = None
+    annotation_file: str | Path,
+    image_root: str | Path,
+    problems: list[AnnotationError] | None = None,
+    full_list: str | Path | None = None,
 ) -> list[FaceRecord]:
     """Read a WFLW list file, in either of the two layouts the dataset ships.
 
@@ -50,7 +55,9 @@ def read_wflw(
       _occlusion,_blur}.txt`: per line the 196 landmark numbers, then the image path; no box, no flags.
       LAB's own evaluator reads these with `--label_num=196` (2 x 98 numbers before the name;
       https://github.com/wywu/LAB/blob/master/scripts/test/run_test_on_wflw.sh). Their faces get
-      box=None and attributes=None.
+      box=None and attributes=None, unless `full_list` names the 206-number test list: each face then
+      takes the box and flags of the same face there (matched as `subset_agreement` matches), so a
+      subset face is cropped and box-normalised as it is in the full test set.
 
     Image paths are relative to `WFLW_images/` (`image_root`) and may contain spaces. A line's layout
     is told by how many leading fields are numbers; every line of a file must share the first face's
@@ -113,11 +120,33 @@ def read_wflw(
         records.append(
             FaceRecord(image_path, landmarks, box=box, annotation=annotation, attributes=attributes)
         )
+    if full_list is not None:
+        same_face = face_matcher(read_wflw(full_list, image_root))
+        for i, record in enumerate(records):
+            match = same_face(record) if record.box is None else None
+            if match is not None:
+                records[i] = replace(record, box=match.box, attributes=match.attributes)
     return records
 
 
 # Landmarks of one face listed in two WFLW files agree to this many pixels (the files print 6 decimals).
 SAME_FACE_TOLERANCE_PX = 1e-3
+
+
+def face_matcher(full: list[FaceRecord]) -> Callable[[FaceRecord], FaceRecord | None]:
+    """A function giving the face of `full` that is `record` (same image, landmarks within
+    `SAME_FACE_TOLERANCE_PX`; the first in file order), or None: one WFLW image can hold several faces."""
+    faces_by_image: dict[str, list[FaceRecord]] = {}
+    for record in full:
+        faces_by_image.setdefault(str(record.image_path), []).append(record)
+
+    def same_face(record: FaceRecord) -> FaceRecord | None:
+        for candidate in faces_by_image.get(str(record.image_path), []):
+            if np.abs(candidate.landmarks - record.landmarks).max() <= SAME_FACE_TOLERANCE_PX:
+                return candidate
+        return None
+
+    return same_face
 
 
 def subset_agreement(full: list[FaceRecord], subsets: dict[str, list[FaceRecord]]) -> list[str]:
@@ -144,16 +173,12 @@ def subset_agreement(full: list[FaceRecord], subsets: dict[str, list[FaceRecord]
             prefix + f"cannot cross-check: {len(unflagged)} of {len(full)} faces in the full test list "
             f"carry no attribute flags (first: {_face(unflagged[0])})"
         ]
-    faces_by_image: dict[str, list[int]] = {}
-    for index, record in enumerate(full):
-        faces_by_image.setdefault(str(record.image_path), []).append(index)
+    position = {id(record): i for i, record in enumerate(full)}
+    same_face = face_matcher(full)
 
     def match(record: FaceRecord) -> int | None:
-        """Index in `full` of the same face, the first in file order; None if it is not listed there."""
-        for index in faces_by_image.get(str(record.image_path), []):
-            if np.abs(full[index].landmarks - record.landmarks).max() <= SAME_FACE_TOLERANCE_PX:
-                return index
-        return None
+        found = same_face(record)
+        return None if found is None else position[id(found)]
 
     lines = []
     for split, attribute in WFLW_SUBSET_ATTRIBUTES.items():
