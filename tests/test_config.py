@@ -78,6 +78,8 @@ def test_trainer_options_set_their_accelerator(option, tmp_path):
     assert trainer.accelerator == expected
     if option == "ddp_cpu":
         assert trainer.devices == 2
+        # Not the bare `ddp_spawn`: its gloo workers would exit with their process group alive (SIGABRT).
+        assert trainer.strategy._target_ == "odn_lightning.strategies.SpawnDDPStrategy"
 
 
 @pytest.mark.parametrize("option", options("logger"))
