@@ -1,23 +1,59 @@
 """Hydra plumbing shared by the entry points: config location, resolvers, overrides.
 
 Resolvers (usable in any config):
+- `${odn.root:}`: where `data/` and `logs/` go (`project_root`): $ODN_ROOT, else the repository.
 - `${odn.cwd:}`: the directory the command was started from.
-- `${odn.num_landmarks:SCHEME}`: the point count of a landmark scheme (`odn_lightning.schemes`).
+- `${odn.num_landmarks:SCHEME}`: the point count of a landmark scheme (`odn_lightning.schemes`: a
+  name or a declaration).
 - `${odn.switch_tags:TAG,...}`: the given tags, then one per module switch of `model.net`
   (gm / no_gm, dm / no_dm, lm / no_lm and, with the distillation module, l1 / no_l1 by eta).
+- `${odn.job_dirname:NUM,OVERRIDES}`: a sweep job's folder name, its number then its overrides, cut
+  to a length every file system takes (`job_dirname`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from .schemes import get_scheme
+from .schemes import get_scheme, is_builtin, scheme_declaration
 
-# conf/ sits at the repository root, next to src/ (the package is installed editable).
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+# The repository the package is installed from (editable): conf/ and pyproject.toml beside src/.
+REPOSITORY = Path(__file__).resolve().parents[2]
+CONFIG_DIR = str(REPOSITORY / "conf")
+# Where data/ and logs/ go, when set (else the repository): paths.root_dir.
+ROOT_ENV = "ODN_ROOT"
+
+
+def project_root() -> str:
+    """`paths.root_dir`: $ODN_ROOT where set; else the repository the package is installed from, so
+    that `odn-train` writes `data/` and `logs/` there from whatever directory it starts in; else (an
+    install without the repository) the directory the command starts in."""
+    given = os.environ.get(ROOT_ENV, "").strip()
+    if given:
+        return os.path.abspath(os.path.expanduser(given))
+    if (REPOSITORY / "pyproject.toml").is_file() and (REPOSITORY / "conf").is_dir():
+        return str(REPOSITORY)
+    return os.getcwd()
+
+
+# Longest job folder name: well under the 255 bytes of ext4 and others, with room for what is inside.
+JOB_DIRNAME_BYTES = 120
+
+
+def job_dirname(number: int | str, overrides: str) -> str:
+    """`<number>_<overrides>` (Hydra's override_dirname); beyond JOB_DIRNAME_BYTES the overrides are cut
+    and a short hash of all of them added, so names stay unique, readable and legal. A `/` in a value
+    (a path) becomes `_`."""
+    name = f"{number}_{overrides}".replace("/", "_") if overrides else str(number)
+    if len(name.encode()) <= JOB_DIRNAME_BYTES:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    cut = name.encode()[: JOB_DIRNAME_BYTES - len(digest) - 1].decode(errors="ignore")
+    return f"{cut}~{digest}"
 
 
 def switch_tags(*tags: str, _root_: DictConfig) -> list[str]:
@@ -29,9 +65,11 @@ def switch_tags(*tags: str, _root_: DictConfig) -> list[str]:
 
 
 for _name, _resolver in (
+    ("odn.root", project_root),
     ("odn.cwd", os.getcwd),
     ("odn.num_landmarks", lambda scheme: get_scheme(scheme).num_landmarks),
     ("odn.switch_tags", switch_tags),
+    ("odn.job_dirname", job_dirname),
 ):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _resolver)
@@ -44,3 +82,22 @@ def overridden(key: str, overrides: list[str]) -> bool:
         if name == key or name.startswith(key + "."):
             return True
     return False
+
+
+def inline_declared_scheme(cfg: DictConfig) -> None:
+    """Put the declaration a `data.scheme` (or a `model.scheme` of its own) names into the config in
+    its place: a name of conf/scheme/ or a .yaml path becomes the mapping it declares. The run config
+    stored with checkpoints then carries the scheme itself, so `odn-eval` rebuilds the same scheme in
+    another process or checkout, with or without the file. Built-in names stay names."""
+    for section in ("data", "model"):
+        node = cfg.get(section)
+        if (
+            not isinstance(node, DictConfig)
+            or "scheme" not in node
+            or OmegaConf.is_interpolation(node, "scheme")
+        ):
+            continue
+        spec = node.scheme
+        if isinstance(spec, str) and not is_builtin(spec):
+            with open_dict(node):
+                node.scheme = scheme_declaration(get_scheme(spec))

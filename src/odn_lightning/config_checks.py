@@ -19,12 +19,13 @@ from lightning.fabric.utilities.seed import max_seed_value, min_seed_value
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from .config import inline_declared_scheme
 from .data.dataset import CROP_BOXES, ON_BAD_SAMPLE
 from .losses import COORDINATE_UNITS, WEIGHT_PENALTIES
 from .metrics import DEFAULT_SPLIT, NORMALISATIONS
 from .models.low_rank import READOUTS
 from .module import ON_NON_FINITE
-from .schemes import SCHEMES, get_scheme
+from .schemes import SCHEME_KEYS, SchemeError, get_scheme, scheme_names
 
 # eval's `data` before the checkpoint fills it (conf/data/_from_checkpoint.yaml): scheme and root
 # are still null there, and come from the checkpoint.
@@ -107,12 +108,23 @@ def nullable(check: Check) -> Check:
     return checked
 
 
-def scheme_name(value: Any) -> str | None:
-    try:
-        get_scheme(value)  # the registry of schemes decides; unhashable values are not names either
-    except (ValueError, TypeError):
-        return f"a landmark scheme: one of {', '.join(sorted(SCHEMES))}"
-    return None
+def landmark_scheme(key: str) -> Check:
+    """A scheme name (built-in or conf/scheme/NAME.yaml), a .yaml path or a declaration; a bad
+    declaration is refused with its own line (the file or scheme, and what to fix)."""
+
+    def check(value: Any) -> str | None:
+        try:
+            get_scheme(value)
+        except SchemeError as err:
+            raise ConfigError(f"{key}={_show(value)}: {err}") from None
+        except (ValueError, TypeError):
+            return (
+                f"a landmark scheme: one of {', '.join(scheme_names())}, a .yaml file declaring one, or "
+                f"a mapping of {', '.join(SCHEME_KEYS)}"
+            )
+        return None
+
+    return check
 
 
 def max_epochs(value: Any) -> str | None:
@@ -147,7 +159,7 @@ OBJECTIVE_WEIGHTS = ("alpha", "beta", "gamma", "lam", "eta")
 CHECKS: tuple[tuple[str, Check, str], ...] = (
     ("seed", seed_value, "42"),
     ("test", boolean, "true"),
-    ("data.scheme", scheme_name, "ibug68"),
+    ("data.scheme", landmark_scheme("data.scheme"), "ibug68"),
     ("data.image_size", int_at_least(32, IMAGE_SIZE_WHY), "224"),
     ("data.batch_size", positive_int, "32"),
     ("data.eval_batch_size", nullable(positive_int), "64"),
@@ -172,7 +184,7 @@ CHECKS: tuple[tuple[str, Check, str], ...] = (
     ),
     ("trainer.check_val_every_n_epoch", nullable(positive_int), "1"),
     ("trainer.accumulate_grad_batches", positive_int, "1"),
-    ("model.scheme", scheme_name, "ibug68"),
+    ("model.scheme", landmark_scheme("model.scheme"), "ibug68"),
     ("model.nme_normalisation", normalisation_setting, "inter_ocular"),
     ("model.on_non_finite", one_of(ON_NON_FINITE), "skip"),
     ("model.channels_last", boolean, "true"),
@@ -235,6 +247,9 @@ def check_config(cfg: DictConfig) -> None:
     _check_model_matches_data(cfg)
     for key in ("data.nme_normalisation", "model.nme_normalisation"):
         _check_split_normalisations(cfg, key)
+    # Train, eval and the data tools all start here: a scheme named by its YAML file goes into the
+    # run config (and so into checkpoints) as the declaration itself.
+    inline_declared_scheme(cfg)
 
 
 def _check_split_normalisations(cfg: DictConfig, key: str) -> None:
@@ -286,15 +301,16 @@ def _check_model_matches_data(cfg: DictConfig) -> None:
     if data_scheme in (None, _ABSENT):
         return
     model_scheme = _value(cfg, "model.scheme", "ibug68")
-    if model_scheme is not _ABSENT and model_scheme != data_scheme:
+    # Compared as schemes: a name and the declaration it stands for are the same scheme.
+    if model_scheme is not _ABSENT and get_scheme(model_scheme) != get_scheme(data_scheme):
         raise ConfigError(
-            f"model.scheme={model_scheme} but data.scheme={data_scheme}; leave model.scheme to its "
-            "default `${data.scheme}`"
+            f"model.scheme={_show(model_scheme)} but data.scheme={_show(data_scheme)}; leave model.scheme "
+            "to its default `${data.scheme}`"
         )
     num_landmarks = _value(cfg, "model.net.num_landmarks", "68")
     points = get_scheme(data_scheme).num_landmarks
     if num_landmarks is not _ABSENT and num_landmarks != points:
         raise ConfigError(
-            f"model.net.num_landmarks={num_landmarks} but data.scheme={data_scheme} has {points} points; "
+            f"model.net.num_landmarks={num_landmarks} but data.scheme={_show(data_scheme)} has {points} points; "
             "leave model.net.num_landmarks to its default `${odn.num_landmarks:${data.scheme}}`"
         )

@@ -25,9 +25,10 @@ from .data.dataset import LandmarkDataset
 from .metrics import LandmarkNME, describe_normalisation, normalisation_for
 from .plots import plot_ced
 from .reports import PREDICTIONS_FILE, REPORT_FILE, counts_as_metrics, write_predictions, write_report
+from .schemes import SchemeSpec
 
 
-def evaluate_split(model: ERT, records: list, scheme: str, normalisation: str, thresholds, split: str):
+def evaluate_split(model: ERT, records: list, scheme: SchemeSpec, normalisation: str, thresholds, split: str):
     """The split's metrics (`test/<split>/...`) and its predictions.csv rows."""
     predicted = torch.from_numpy(model.predict(records))
     target = torch.from_numpy(np.stack([r.landmarks for r in records]).astype(np.float64))
@@ -72,7 +73,7 @@ def run_ert(cfg: DictConfig) -> dict[str, float | None]:
         records = datamodule.checked_records(split)
         normalisation = normalisation_for(cfg.data.nme_normalisation, split)
         values, split_rows = evaluate_split(
-            model, records, datamodule.scheme.name, normalisation, cfg.nme_thresholds, split
+            model, records, datamodule.scheme, normalisation, cfg.nme_thresholds, split
         )
         metrics |= values | counts_as_metrics({split: (len(records), len(records))})
         rows += split_rows

@@ -22,7 +22,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from .crop import from_normalised
-from .schemes import LandmarkScheme, get_scheme
+from .schemes import LandmarkScheme, SchemeSpec, get_scheme
 
 # What divides a face's mean error, each the convention of a named reference:
 # - inter_ocular: distance of the outer eye corners (300W, COFW, WFLW as HRNet-Facial's `compute_nme`,
@@ -191,7 +191,7 @@ class LandmarkNME(Metric):
 
     def __init__(
         self,
-        scheme: str = "ibug68",
+        scheme: SchemeSpec = "ibug68",
         normalisation: str = "inter_ocular",
         thresholds: tuple[float, ...] = (0.08, 0.10),
         **kwargs,

@@ -28,7 +28,7 @@ from .metrics import (
     landmark_occlusion_scores,
     normalisation_for,
 )
-from .schemes import get_scheme
+from .schemes import SchemeSpec, get_scheme
 
 log = logging.getLogger(__name__)
 ON_NON_FINITE = ("error", "skip")
@@ -47,7 +47,8 @@ class LandmarkModule(L.LightningModule):
     scheduler: a partial taking `optimizer`; where it leaves `total_steps` null (a one-cycle
         schedule spans the whole run), the trainer's count of optimiser steps fills it.
     scheduler_interval: "step" or "epoch".
-    scheme: the landmark scheme's name (point count, eye points of the NME).
+    scheme: the landmark scheme (point count, eye points of the NME): a name or a declaration
+        (`odn_lightning.schemes.get_scheme`).
     nme_normalisation: what divides each face's error (`metrics.NORMALISATIONS`): one name, or a
         mapping from split names (and `default`) to names (`metrics.normalisation_for`).
     nme_thresholds: where AUC and failure rate are read.
@@ -68,7 +69,7 @@ class LandmarkModule(L.LightningModule):
         optimizer: Callable[..., Optimizer] | None = None,
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         scheduler_interval: str = "step",
-        scheme: str = "ibug68",
+        scheme: SchemeSpec = "ibug68",
         nme_normalisation: str | Mapping[str, str] = "inter_ocular",
         nme_thresholds: Sequence[float] = (0.08, 0.10),
         channels_last: bool = True,
@@ -120,7 +121,7 @@ class LandmarkModule(L.LightningModule):
 
     def _nme_metric(self, split: str) -> LandmarkNME:
         normalisation = normalisation_for(self.nme_normalisation, split)
-        return LandmarkNME(self.scheme.name, normalisation, self.nme_thresholds)
+        return LandmarkNME(self.scheme, normalisation, self.nme_thresholds)
 
     def on_fit_start(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)

@@ -1,12 +1,27 @@
 """Landmark schemes: how many points a dataset annotates, how they mirror, and which points normalise
 the error. The one source of every point count in the suite: readers, configs, networks and metrics
 take it from here, never type it again.
+
+A scheme is given (`data.scheme`, `model.scheme`, `get_scheme`) as one of:
+- the name of a built-in scheme (`SCHEMES`: ibug68, cofw29, aflw19, wflw98);
+- the name of a YAML declaration `conf/scheme/<name>.yaml`, or the path of a `.yaml` file;
+- a declaration itself, a mapping (`SCHEME_KEYS`):
+  `{name: face5, num_landmarks: 5, flip_pairs: [[0, 1], [3, 4]], outer_eye_corners: [0, 1],
+  eye_centres: [[0], [1]], parts: {eyes: [0, 1], ...}}` (flip_pairs and parts optional).
+A declaration is data (read with `yaml.safe_load`, no code) and is checked whole: a bad one raises
+`SchemeError`, one line naming the file (or the scheme) and what to fix. The training and evaluation
+entry points put the declaration a name stands for into the run config (`config.inline_declared_scheme`),
+so a checkpoint carries its scheme and evaluates without the file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 
 @dataclass(frozen=True)
@@ -137,9 +152,213 @@ WFLW98 = LandmarkScheme.from_mirror_pairs(
 
 SCHEMES: Mapping[str, LandmarkScheme] = {s.name: s for s in (IBUG68, COFW29, AFLW19, WFLW98)}
 
+# What `get_scheme` takes: a name (built-in or conf/scheme/<name>.yaml), a .yaml path, a declaration
+# (a mapping, OmegaConf's DictConfig included) or a scheme.
+SchemeSpec = str | Mapping | LandmarkScheme
+# The keys of a declaration; flip_pairs (default: none) and parts (default: none) may be left out, and
+# name too in a file (default: the file's name).
+SCHEME_KEYS = ("name", "num_landmarks", "flip_pairs", "outer_eye_corners", "eye_centres", "parts")
+REQUIRED_KEYS = ("num_landmarks", "outer_eye_corners", "eye_centres")
+YAML_SUFFIXES = (".yaml", ".yml")
 
-def get_scheme(name: str) -> LandmarkScheme:
+
+class SchemeError(ValueError):
+    """A declared scheme that cannot be used; the message is one line naming where it was declared."""
+
+
+def scheme_dir() -> Path:
+    """`conf/scheme/`: the declarations a scheme name finds."""
+    from .config import CONFIG_DIR  # here: config imports this module
+
+    return Path(CONFIG_DIR) / "scheme"
+
+
+def scheme_names() -> list[str]:
+    """Every scheme a name finds: the built-in ones and those of `conf/scheme/`."""
+    declared = {p.stem for p in scheme_dir().glob("*.yaml") if not p.stem.startswith("_")}
+    return sorted(set(SCHEMES) | declared)
+
+
+def _is_index(value: Any) -> bool:
+    # bool is an int subclass, but `true` is no point index.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+
+
+def _indices(value: Any, key: str, count: int, where: str, length: int | None = None) -> tuple[int, ...]:
+    """`value` as point indices of a `count`-point scheme (exactly `length` of them where given)."""
+    items = list(value) if _is_list(value) else [value]
+    if not items or (length is not None and len(items) != length):
+        wanted = f"{length} point indices" if length is not None else "one or more point indices"
+        raise SchemeError(f"{where}: {key} must be {wanted}, not {_plain(value)}")
+    for item in items:
+        if not _is_index(item):
+            raise SchemeError(f"{where}: {key} must be point indices (whole numbers), not {_plain(value)}")
+        if not 0 <= item < count:
+            raise SchemeError(
+                f"{where}: {key} {_plain(value)}: point {item} is out of range; the scheme has {count} "
+                f"points, 0 to {count - 1}"
+            )
+    return tuple(items)
+
+
+def _plain(value: Any) -> str:
+    """A declared value as YAML writes it inline, for messages ([0, 1] rather than ListConfig)."""
+    if _is_list(value):
+        return "[" + ", ".join(_plain(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_plain(v)}" for k, v in value.items()) + "}"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def scheme_from_declaration(
+    declaration: Any, where: str | None = None, name: str | None = None
+) -> LandmarkScheme:
+    """The scheme a declaration (a mapping of `SCHEME_KEYS`) describes; `where` names it in errors
+    (its file), `name` is the name it takes when it gives none (its file's name)."""
+    if not isinstance(declaration, Mapping):
+        raise SchemeError(
+            f"{where or 'landmark scheme'}: a scheme declaration is a mapping of {', '.join(SCHEME_KEYS)}, "
+            f"not {_plain(declaration)}"
+        )
+    given = declaration.get("name", name)
+    if not isinstance(given, str) or not given.strip():
+        raise SchemeError(f"{where or 'landmark scheme'}: give the scheme a name (name: my_scheme)")
+    where = where or f"landmark scheme '{given}'"
+    unknown = [str(key) for key in declaration if key not in SCHEME_KEYS]
+    if unknown:
+        raise SchemeError(f"{where}: unknown key '{unknown[0]}'; the keys are {', '.join(SCHEME_KEYS)}")
+    missing = [key for key in REQUIRED_KEYS if declaration.get(key) is None]
+    if missing:
+        raise SchemeError(f"{where}: {missing[0]} is missing; a scheme gives {', '.join(REQUIRED_KEYS)}")
+    count = declaration["num_landmarks"]
+    if not _is_index(count) or count < 1:
+        raise SchemeError(f"{where}: num_landmarks must be a positive whole number, not {_plain(count)}")
+
+    pairs = declaration.get("flip_pairs") or []
+    if not _is_list(pairs):
+        raise SchemeError(f"{where}: flip_pairs must be a list of [a, b] pairs, not {_plain(pairs)}")
+    mirrored: dict[int, int] = {}
+    for pair in pairs:
+        a, b = _indices(pair, "flip_pairs", count, where, length=2)
+        if a == b:
+            raise SchemeError(f"{where}: flip_pairs {_plain(pair)} pairs a point with itself; leave it out")
+        for point in (a, b):
+            if point in mirrored:
+                raise SchemeError(
+                    f"{where}: flip_pairs: point {point} is in two pairs; it has one mirror image"
+                )
+        mirrored[a], mirrored[b] = b, a
+
+    corners = _indices(declaration["outer_eye_corners"], "outer_eye_corners", count, where, length=2)
+    centres = declaration["eye_centres"]
+    if not _is_list(centres) or len(centres) != 2:
+        raise SchemeError(
+            f"{where}: eye_centres must be two lists of points, the image-left eye's then the "
+            f"image-right eye's (e.g. [[0], [1]]), not {_plain(centres)}"
+        )
+    eyes = tuple(_indices(group, "eye_centres", count, where) for group in centres)
+    parts_given = declaration.get("parts") or {}
+    if not isinstance(parts_given, Mapping):
+        raise SchemeError(
+            f"{where}: parts must map part names to points ({{eyes: [0, 1]}}), not {_plain(parts_given)}"
+        )
+    parts = {
+        str(part): _indices(points, f"parts.{part}", count, where) for part, points in parts_given.items()
+    }
+
+    if mirrored.get(corners[0]) != corners[1]:
+        # A mirrored face's left eye is its right one: without this pair the flip augmentation
+        # would teach the network to swap its eyes.
+        raise SchemeError(
+            f"{where}: flip_pairs must swap the outer eye corners {corners[0]} and {corners[1]} "
+            f"(a mirrored face's left eye is its right); add [{corners[0]}, {corners[1]}] to flip_pairs"
+        )
+    if sorted(mirrored.get(i, i) for i in eyes[0]) != sorted(eyes[1]):
+        raise SchemeError(
+            f"{where}: flip_pairs must map the left eye_centres points {_plain(list(eyes[0]))} onto the "
+            f"right ones {_plain(list(eyes[1]))}; pair them in flip_pairs"
+        )
     try:
-        return SCHEMES[name]
-    except KeyError:
-        raise ValueError(f"unknown landmark scheme '{name}'; choose one of {sorted(SCHEMES)}") from None
+        scheme = LandmarkScheme.from_mirror_pairs(
+            given.strip(),
+            count,
+            list(mirrored.items()),
+            outer_eye_corners=corners,
+            eye_centres=eyes,
+            parts=parts,
+        )
+    except ValueError as err:  # the permutation checks of LandmarkScheme
+        raise SchemeError(f"{where}: {err}") from None
+    builtin = SCHEMES.get(scheme.name)
+    if builtin is not None and builtin != scheme:
+        raise SchemeError(f"{where}: '{scheme.name}' is a built-in scheme's name; give yours another name")
+    return scheme
+
+
+def scheme_declaration(scheme: LandmarkScheme) -> dict[str, Any]:
+    """A scheme as a plain declaration (`scheme_from_declaration` gives it back), for configs and
+    checkpoints."""
+    perm = scheme.flip_permutation
+    return {
+        "name": scheme.name,
+        "num_landmarks": scheme.num_landmarks,
+        "flip_pairs": [[i, perm[i]] for i in range(scheme.num_landmarks) if i < perm[i]],
+        "outer_eye_corners": list(scheme.outer_eye_corners),
+        "eye_centres": [list(group) for group in scheme.eye_centres],
+        "parts": {part: list(points) for part, points in scheme.parts.items()},
+    }
+
+
+def read_scheme_file(path: str | Path) -> LandmarkScheme:
+    """The scheme a YAML file declares (its name defaults to the file's name)."""
+    path = Path(path)
+    try:
+        declaration = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise SchemeError(f"{path}: cannot read the scheme ({err.strerror or err})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        reason = " ".join(str(err).split())
+        raise SchemeError(f"{path}: not a YAML scheme declaration ({reason})") from None
+    return scheme_from_declaration(declaration, where=str(path), name=path.stem)
+
+
+def declaration_file(name: str) -> Path | None:
+    """The file a scheme name stands for: a `.yaml` path as given, else `conf/scheme/<name>.yaml`;
+    None where there is none."""
+    if name.endswith(YAML_SUFFIXES):
+        return Path(name).expanduser()
+    if "/" in name or "\\" in name or name.startswith("."):
+        return None
+    path = scheme_dir() / f"{name}.yaml"
+    return path if path.is_file() else None
+
+
+def is_builtin(spec: Any) -> bool:
+    return isinstance(spec, str) and spec in SCHEMES
+
+
+def get_scheme(spec: SchemeSpec) -> LandmarkScheme:
+    """The scheme `spec` gives (see the module's docstring); an unknown name raises ValueError, a bad
+    declaration SchemeError."""
+    if isinstance(spec, LandmarkScheme):
+        return spec
+    if isinstance(spec, Mapping):
+        return scheme_from_declaration(spec)
+    if isinstance(spec, str):
+        if spec in SCHEMES:
+            return SCHEMES[spec]
+        path = declaration_file(spec)
+        if path is not None:
+            scheme = read_scheme_file(path)
+            if not spec.endswith(YAML_SUFFIXES) and scheme.name != spec:
+                # The name finds the file: a different name inside would make the two disagree.
+                raise SchemeError(f"{path}: declares name '{scheme.name}'; name it '{spec}' as its file is")
+            return scheme
+    raise ValueError(
+        f"unknown landmark scheme {_plain(spec)}; choose one of {', '.join(scheme_names())}, or declare "
+        f"your own in {scheme_dir()}/<name>.yaml (README: Bring your own dataset)"
+    )

@@ -94,6 +94,13 @@ CONVENTIONS: dict[str, Convention] = {
         "HRNet-Facial `MATCHED_PARTS['WFLW']` = mmpose `wflw`",
         "HRNet-Facial `wflw.py`, `compute_nme`",
     ),
+    "face5_csv": Convention(
+        "plain CSV (`landmarks_csv`) 0-based, as stored",
+        "inter_ocular",
+        "inter_pupil (the same eye centres here), box_width with face boxes in the CSV",
+        "declared in `conf/scheme/face5.yaml`",
+        "your own data; the 5-point layout of MTCNN / RetinaFace",
+    ),
 }
 # data config name -> its scheme's name, for the table's point count (a test checks them against conf/data).
 SCHEMES = {
@@ -106,6 +113,7 @@ SCHEMES = {
     "aflw_hrnet": "aflw19",
     "wflw": "wflw98",
     "wflw_hrnet": "wflw98",
+    "face5_csv": "face5",
 }
 
 

@@ -16,7 +16,7 @@ from ..atomic import atomic_write_text
 from ..crop import apply_matrix, to_normalised
 from ..datatypes import collate_samples
 from ..metrics import normalisation_for
-from ..schemes import get_scheme
+from ..schemes import SchemeSpec, get_scheme
 from .dataset import ON_BAD_SAMPLE, LandmarkDataset
 from .formats import PATH_ARGUMENTS, READERS, read_pts_folder
 from .records import DEFAULT_MAX_IMAGE_PIXELS, AnnotationError, FaceRecord, checked, report
@@ -58,8 +58,8 @@ class LandmarkDataModule(L.LightningDataModule):
     `{reader: wflw, annotation_file: ..., image_root: ...}` (see `formats.READERS`).
     With `synthetic` set, the folders are generated under `root` on first use.
 
-    `scheme` names the landmark scheme (`odn_lightning.schemes`): the point count, flip pairs and eye
-    points of every face come from it. `nme_normalisation` is the benchmark's convention for dividing
+    `scheme` is the landmark scheme (`odn_lightning.schemes`): a built-in name, a name of
+    conf/scheme/ or a declaration; the point count, flip pairs and eye points of every face come from it. `nme_normalisation` is the benchmark's convention for dividing
     errors, kept with the dataset's config; the model config's `nme_normalisation` defaults to it.
     """
 
@@ -71,7 +71,7 @@ class LandmarkDataModule(L.LightningDataModule):
         train_split: str = "train",
         val_split: str = "val",
         test_splits: Sequence[str] = ("common", "challenging", "full"),
-        scheme: str = "ibug68",
+        scheme: SchemeSpec = "ibug68",
         image_size: int = 224,
         crop_margin: float = 0.25,
         crop_box: str = "landmarks",

@@ -8,6 +8,7 @@ convention it follows.
 - `cofw68`: COFW-68 `{i}_points.mat` paired with the COFW test images
 - `aflw`: AFLW's 19-point `AFLWinfo_release.mat`
 - `hrnet_csv`: HRNet-Facial's CSV files (300W, AFLW, WFLW)
+- `landmarks_csv`: the suite's plain CSV for datasets of your own (image, x0, y0, ..., [visible], [box])
 - `matlab`: the `.mat` loader (v5/v7 and v7.3) the MATLAB layouts share
 
 A data config names a reader in a split source, `{reader: NAME, ...arguments}`; `READERS` maps those
@@ -21,6 +22,7 @@ from .aflw import read_aflw_info
 from .cofw import read_cofw_mat
 from .cofw68 import read_cofw68
 from .hrnet_csv import read_hrnet_csv
+from .landmarks_csv import read_landmarks_csv
 from .w300 import read_pts_folder
 from .wflw import read_wflw
 
@@ -30,6 +32,7 @@ READERS = {
     "cofw68": read_cofw68,
     "hrnet_csv": read_hrnet_csv,
     "aflw_info": read_aflw_info,
+    "landmarks_csv": read_landmarks_csv,
 }
 PATH_ARGUMENTS = (
     "annotation_file",
@@ -48,6 +51,7 @@ __all__ = [
     "read_cofw68",
     "read_cofw_mat",
     "read_hrnet_csv",
+    "read_landmarks_csv",
     "read_pts_folder",
     "read_wflw",
 ]
