@@ -14,6 +14,8 @@ DATA ?= synthetic
 ROOT ?=
 # make table4 SWEEP=logs/train/multiruns/<date>: which sweep to collect (default: the newest)
 SWEEP ?=
+# make compare RUNS="logs/train/multiruns/<date> logs/train/runs/<date>": runs and sweeps to compare (default: the newest sweep)
+RUNS ?=
 ROOT_ARG = $(if $(ROOT),data.root=$(ROOT))
 # Table 4's six rows and the readout control (model choices), as one Hydra multirun; one W&B group.
 TABLE4_MODELS := brnet,brnet_conv_pool,gm_dm,dm_lm,gm_lm,odn_no_l1,odn
@@ -32,7 +34,7 @@ SEEDS ?= 1
 SEED_ARG = $(if $(filter 1,$(SEEDS)),,seed=$(shell seq -s, 0 $$(( $(SEEDS) - 1 ))))
 
 .PHONY: help install train eval test lint format data-synthetic data-check clean clean-all \
-	ablation mechanism table4 reproduce-300w reproduce-cofw reproduce-aflw
+	ablation mechanism table4 compare reproduce-300w reproduce-cofw reproduce-aflw
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -82,6 +84,9 @@ mechanism: SEEDS = 3
 
 table4: install ## Collect the newest ablation sweep into Table 4 (Markdown + overlaid CEDs) [SWEEP=dir]
 	$(PY) -m odn_lightning.table4 $(if $(SWEEP),sweep_dir=$(SWEEP))
+
+compare: install ## Compare runs and sweeps: a row per setting labelled by its overrides, seeds as mean ± std, overlaid CEDs: make compare RUNS="DIR ..." [ARGS=...]
+	$(PY) -m odn_lightning.compare $(RUNS) $(ARGS)
 
 reproduce-300w: install ## Tables 1-2, Fig. 3: ODN on 300W (common, challenging, full): ROOT=/path/to/300W
 	$(PY) -m odn_lightning.data_check data=w300 $(ROOT_ARG)

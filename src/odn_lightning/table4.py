@@ -1,24 +1,30 @@
 """Table 4 of the paper from an ablation sweep: `python -m odn_lightning.table4 [sweep_dir=DIR]`.
 
-Reads each job of a multirun sweep (`make ablation`): its variant (its `model=` choice, from
-`.hydra/hydra.yaml`; else the `run_name` of `.hydra/config.yaml`), its numbers from `metrics.json`, its faces from `predictions.csv`. Writes
-`table4.md` (NME x 10^-2 per test split, as the paper's Table 4, plus AUC and FR at the largest
-threshold) and `table4_ced_<split>.png` (the variants' CED curves overlaid) into the sweep directory,
-and prints the table. A variant whose job failed, or that has no job, is a row saying so.
+Table 4 is one view of `odn_lightning.compare`: the sweep's runs are read and grouped as compare does
+(runs that differ only in the seed are one row), and a row is named by its variant where that names it
+alone (its `model=` choice, from `.hydra/hydra.yaml`; else the `run_name` of `.hydra/config.yaml`:
+`brnet`, `odn`, the `ert` anchor, shown with the paper's labels in the paper's order), else by compare's
+label from its overrides (`model=odn model.objective.eta=0`). Numbers come from `metrics.json`, faces
+from `predictions.csv`. Writes `table4.md` (NME x 10^-2 per test split, as the paper's Table 4, plus
+AUC and FR at the largest threshold) and `table4_ced_<split>.png` (the variants' CED curves overlaid)
+into the sweep directory, and prints the table. A variant whose job failed, or that has no job, is a
+row saying so: with `variants` named, each of them; by default, every Table-4 variant when the sweep
+ran `experiment=ablation` (`make ablation`), else only the rows the sweep holds.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import hydra
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from . import compare
 from .atomic import atomic_write_text
+from .compare import Run, RunGroup, mean_std
 from .config import CONFIG_DIR
 from .metrics import threshold_suffix
 from .reports import PREDICTIONS_FILE, overlay_ced, read_predictions
@@ -27,6 +33,8 @@ from .runs import run_reporting_user_errors
 # Table 4's rows, in the paper's order: the model choice (conf/model/<name>.yaml) -> the paper's label.
 # Cells of the other rows are compared with this row's (over seeds: `beyond_noise`).
 REFERENCE = "brnet"
+# The experiment `make ablation` runs: its sweeps are Table 4's, so a variant without a job is MISSING.
+ABLATION_EXPERIMENT = "ablation"
 TABLE4_ROWS = {
     # The classical anchor, not in the paper's Table 4: dlib's ERT (`python -m odn_lightning.ert`,
     # run into the sweep as its `ert` folder by `make ablation`).
@@ -64,59 +72,64 @@ class SweepRun:
 
 def latest_sweep(log_dir: str | Path) -> Path:
     """The newest multirun of the training entry point under `log_dir`."""
-    sweeps = sorted(Path(log_dir, "train", "multiruns").glob("*/"), key=lambda p: p.name)
-    if not sweeps:
+    newest = compare.newest_sweep(log_dir)
+    if newest is None:
         raise FileNotFoundError(
             f"no sweep under {Path(log_dir, 'train', 'multiruns')}: run `make ablation DATA=synthetic` first, "
             "or pass sweep_dir=DIR"
         )
-    return sweeps[-1]
+    return newest
 
 
-def run_variant(run_dir: Path, config: DictConfig) -> str:
+def run_variant(run: Run) -> str:
     """A job's variant: its model choice as Hydra recorded it, else its `run_name`, else its folder.
 
     The choice is read from `.hydra/hydra.yaml` rather than resolved from `run_name`: the saved config
     keeps `${hydra:...}` interpolations, which only the job's own process can resolve."""
-    hydra_file = run_dir / ".hydra" / "hydra.yaml"
-    if hydra_file.is_file():
-        choice = OmegaConf.select(OmegaConf.load(hydra_file), "hydra.runtime.choices.model")
-        if choice:
-            return str(choice)
-    return OmegaConf.select(config, "run_name") or run_dir.name
+    return str(run.choices.get("model") or run.run_name or run.run_dir.name)
 
 
-def read_sweep(sweep_dir: str | Path, variants: Sequence[str]) -> list[SweepRun]:
-    """One SweepRun per variant (its jobs of every seed together), in `variants` order, then any
-    other variant the sweep holds."""
+def row_names(groups: Sequence[RunGroup]) -> list[str]:
+    """Each row's name: its runs' variant where that names this row alone, else compare's label (two
+    rows of one model differ in some other override, which the label shows)."""
+    variants = [{run_variant(run) for run in group.runs} for group in groups]
+    return [
+        next(iter(names)) if len(names) == 1 and variants.count(names) == 1 else group.label
+        for group, names in zip(groups, variants, strict=True)
+    ]
+
+
+def sweep_row(variant: str, group: RunGroup) -> SweepRun:
+    """A row of Table 4 from compare's group: done where a run has test metrics."""
+    done = [run for run in group.runs if any(k.startswith("test/") for k in run.metrics or {})]
+    first = done[0] if done else group.runs[0]
+    return SweepRun(
+        variant,
+        "done" if done else "failed",
+        first.run_dir,
+        dict(first.metrics or {}),
+        first.test_splits,
+        [dict(run.metrics) for run in done],
+        [run.run_dir for run in done],
+        len(group.runs),
+    )
+
+
+def read_sweep(sweep_dir: str | Path, variants: Sequence[str] | None = None) -> list[SweepRun]:
+    """One SweepRun per row (its jobs of every seed together): `variants` first, in their order (one
+    without a job is MISSING), then the sweep's other rows. `variants` None: the Table-4 variants the
+    sweep holds in the paper's order (all of them, when the sweep ran experiment=ablation)."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"sweep_dir={sweep_dir} does not exist")
-    found: dict[str, SweepRun] = {}
-    for config_file in sorted(sweep_dir.glob("*/.hydra/config.yaml")):
-        run_dir = config_file.parent.parent
-        config = OmegaConf.load(config_file)
-        variant = run_variant(run_dir, config)
-        metrics_file = run_dir / "metrics.json"
-        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-        test_splits = list(OmegaConf.select(config, "data.test_splits") or [])
-        row = found.setdefault(variant, SweepRun(variant, "failed", run_dir, metrics, test_splits))
-        row.jobs += 1
-        if any(key.startswith("test/") for key in metrics):
-            if row.status != "done":
-                row.status, row.run_dir, row.metrics, row.splits = "done", run_dir, metrics, test_splits
-            row.replicas.append(metrics)
-            row.run_dirs.append(run_dir)
-    runs = [found.pop(v, SweepRun(v, "missing")) for v in variants]
-    return runs + list(found.values())
-
-
-def mean_std(values: Sequence[float | None]) -> tuple[float, float] | None:
-    """Mean and sample standard deviation (ddof 1; 0 for one value); None if any is not finite."""
-    if not values or any(v is None or not np.isfinite(v) for v in values):
-        return None
-    array = np.asarray(values, dtype=np.float64)
-    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
+    runs = compare.runs_in(sweep_dir)
+    groups = compare.group_runs(runs)
+    found = {name: sweep_row(name, group) for name, group in zip(row_names(groups), groups, strict=True)}
+    if variants is None:
+        ablation = any(run.choices.get("experiment") == ABLATION_EXPERIMENT for run in runs)
+        variants = [v for v in TABLE4_ROWS if ablation or v in found]
+    rows = [found.pop(v, SweepRun(v, "missing")) for v in variants]
+    return rows + list(found.values())
 
 
 def beyond_noise(run: SweepRun, reference: SweepRun | None, key: str) -> bool:
@@ -264,9 +277,10 @@ def paired_lines(runs: Sequence[SweepRun], splits: Sequence[str], first: str = "
 
 
 def collect(
-    sweep_dir: str | Path, variants: Sequence[str] = tuple(TABLE4_ROWS), threshold: float = 0.10
+    sweep_dir: str | Path, variants: Sequence[str] | None = tuple(TABLE4_ROWS), threshold: float = 0.10
 ) -> tuple[str, list[Path]]:
-    """Writes table4.md and the overlaid CED plots into the sweep; returns the table and the plots."""
+    """Writes table4.md and the overlaid CED plots into the sweep; returns the table and the plots.
+    `variants`: the rows wanted (see read_sweep; None: those the sweep holds)."""
     sweep_dir = Path(sweep_dir)
     runs = read_sweep(sweep_dir, variants)
     splits = list(dict.fromkeys(s for run in runs if run.status == "done" for s in run.splits))
@@ -305,7 +319,8 @@ def collect(
 
 def main_task(cfg: DictConfig) -> str:
     sweep_dir = Path(cfg.sweep_dir) if cfg.sweep_dir else latest_sweep(cfg.paths.log_dir)
-    table, plots = collect(sweep_dir, list(cfg.variants), cfg.threshold)
+    variants = None if cfg.variants is None else list(cfg.variants)
+    table, plots = collect(sweep_dir, variants, cfg.threshold)
     print(table)
     print(f"written: {sweep_dir / 'table4.md'}" + "".join(f", {p}" for p in plots))
     return table
