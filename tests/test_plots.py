@@ -3,13 +3,20 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from matplotlib.collections import PathCollection
 from PIL import Image
 
 from odn_lightning.plots import (
+    FIGURE6_COLOUR_BAR,
+    FIGURE6_COLUMNS,
+    ced_figure,
     ced_legend,
-    figure6_panel,
+    figure6_figure,
     plot_ced,
+    prediction_figure,
     prediction_grid,
+    prediction_tiles,
+    render_rgb,
     save_png,
     upsample_map,
 )
@@ -48,6 +55,24 @@ def test_plot_ced_three_curves_and_empty_one_is_600_by_450(tmp_path):
     }
     path = plot_ced(curves, THRESHOLD, str(tmp_path / "ced3.png"))
     assert png_size(path) == (600, 450)
+
+
+def test_ced_legend_sits_below_the_axes_and_the_figure_grows_to_hold_seven_long_entries(tmp_path):
+    rng = np.random.default_rng(2)
+    # Table 4's rows: seven curves, one label too long for two legend columns.
+    labels = ["BRNet", "BRNet, conv_pool readout (control)", "+GM+DM", "+DM+LM", "+GM+LM", "w/o L1", "ODN"]
+    curves = {label: rng.uniform(0.0, 0.1, size=40) for label in labels}
+    fig = ced_figure(curves, THRESHOLD, title="ODN, common", normalisation="inter_ocular")
+    render_rgb(fig)  # lays the figure out
+    (ax,) = fig.axes
+    (legend,) = fig.legends
+    box = legend.get_window_extent()
+    assert box.y1 <= ax.get_window_extent().y0  # below the axes, its ticks and label: hides no curve
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width and box.y0 >= 0  # and whole
+    assert len(legend.get_texts()) == 7 and legend.get_texts()[1].get_text().startswith("BRNet, conv_pool")
+    assert ax.get_xlabel() == "NME, normalised by inter_ocular" and ax.get_title() == "ODN, common"
+    width, height = png_size(plot_ced(curves, THRESHOLD, tmp_path / "seven.png"))
+    assert width == 600 and height > 450
 
 
 def test_plot_ced_rejects_non_positive_threshold(tmp_path):
@@ -134,6 +159,41 @@ def test_grid_shape_mismatch_raises(predicted_shape, target_shape, errors, match
         prediction_grid(grey_images(3), np.zeros(predicted_shape), np.zeros(target_shape), errors=errors)
 
 
+def test_prediction_figure_titles_each_face_and_says_which_colour_is_which():
+    images = grey_images(3)
+    target = np.array([[[10.0, 10.0], [30.0, 30.0]]] * 3)
+    visible = np.array([[True, False]] * 3)
+    fig = prediction_figure(
+        images,
+        target + 2.0,
+        target,
+        ["face 0: NME 0.010", "face 5: NME 0.020", "face 9: NME 0.030"],
+        visible,
+        title="ODN, common: the first 3 faces",
+        columns=2,
+    )
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["face 0: NME 0.010", "face 5: NME 0.020", "face 9: NME 0.030", ""]  # one empty cell
+    assert fig.get_suptitle() == "ODN, common: the first 3 faces"
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "prediction",
+        "ground truth, visible",
+        "ground truth, occluded",
+    ]
+    # Each legend dot has the colour its points are drawn in.
+    assert [tuple(np.round(np.array(h.get_color()) * 255)) for h in legend.legend_handles] == [
+        (255, 0, 0),
+        (0, 255, 0),
+        (255, 0, 255),
+    ]
+    tile = prediction_tiles(images[:1], np.full((1, 2, 2), 50.0), target[:1], visible[:1])[0]
+    assert tuple(tile[10, 10]) == (0, 255, 0) and tuple(tile[30, 30]) == (255, 0, 255)
+    # Without visibility flags the legend has no occluded entry.
+    plain = prediction_figure(images, target, target)
+    assert [t.get_text() for t in plain.legends[0].get_texts()] == ["prediction", "ground truth"]
+
+
 def test_grid_rejects_non_rgb_images():
     with pytest.raises(ValueError, match="images"):
         prediction_grid(np.zeros((2, H, W), np.uint8), np.zeros((2, 1, 2)), np.zeros((2, 1, 2)))
@@ -146,26 +206,34 @@ def random_image() -> np.ndarray:
     return np.random.default_rng(3).integers(1, 256, size=(H, W, 3), dtype=np.uint8)
 
 
-def test_figure6_panel_zero_map_blacks_out_third_panel():
+def test_figure6_shows_the_crop_p_and_the_crop_times_p():
     image = random_image()
-    panel = figure6_panel(image, np.zeros((8, 6)))
-    assert panel.shape == (H, 3 * W + W // 8, 3)  # three panels and the colour bar
-    assert panel.dtype == np.uint8
-    np.testing.assert_array_equal(panel[:, :W], image)
-    assert not panel[:, 2 * W : 3 * W].any()
+    fig = figure6_figure(np.stack([image, image]), np.stack([np.zeros((8, 6)), np.ones((8, 6))]))
+    zero_row, one_row = np.array(fig.axes[:6]).reshape(2, 3)
+    np.testing.assert_array_equal(zero_row[0].images[0].get_array(), image)
+    assert zero_row[1].images[0].get_array().shape == (H, W)  # P, up-sampled to the crop
+    assert not np.asarray(zero_row[2].images[0].get_array()).any()  # P = 0 suppresses everything
+    np.testing.assert_array_equal(one_row[2].images[0].get_array(), image)  # P = 1 keeps the crop
+    assert fig.legends == []  # no outline, no points: nothing to explain
 
 
-def test_figure6_panel_one_map_keeps_image_in_third_panel():
-    image = random_image()
-    panel = figure6_panel(image, np.ones((8, 6)))
-    np.testing.assert_array_equal(panel[:, 2 * W : 3 * W], image)
-
-
-def test_figure6_colour_bar_runs_from_red_at_the_top_to_blue_at_the_bottom():
-    bar = figure6_panel(random_image(), np.zeros((4, 4)))[:, 3 * W :].astype(int)
-    middle = bar.shape[1] // 2
-    top, bottom = bar[H // 3 - 4, middle], bar[-H // 5, middle]  # away from the printed 1 and 0
-    assert top[0] > top[2] and bottom[2] > bottom[0]
+def test_figure6_columns_are_titled_and_the_colour_bar_says_what_p_means():
+    faces = np.stack([random_image()] * 2)
+    fig = figure6_figure(faces, np.full((2, 4, 4), 0.5), title="ODN (GM+LM+DM), common")
+    assert fig.get_suptitle() == "ODN (GM+LM+DM), common"
+    grid = np.array(fig.axes[:6]).reshape(2, 3)
+    assert [ax.get_title() for ax in grid[0]] == list(FIGURE6_COLUMNS)
+    assert (
+        FIGURE6_COLUMNS[1].startswith("occlusion map P") and "1 = kept, 0 = suppressed" in FIGURE6_COLUMNS[1]
+    )
+    assert [ax.get_title() for ax in grid[1]] == ["", "", ""]
+    (bar_axes,) = fig.axes[6:]
+    assert bar_axes.get_xlabel() == FIGURE6_COLOUR_BAR
+    assert [t.get_text() for t in bar_axes.get_xticklabels()] == ["0 suppressed", "0.5", "1 kept"]
+    # The colour bar is P's own scale: jet from 0 to 1, as the map is drawn.
+    shown = grid[0, 1].images[0]
+    assert shown.get_cmap().name == "jet" and shown.get_clim() == (0.0, 1.0)
+    assert bar_axes.collections or bar_axes.images  # the bar's colours are drawn
 
 
 def test_figure6_outlines_the_occluder_and_marks_points_by_visibility():
@@ -173,22 +241,21 @@ def test_figure6_outlines_the_occluder_and_marks_points_by_visibility():
     mask = np.zeros((H, W), dtype=np.uint8)
     mask[10:30, 10:30] = 255
     points = np.array([[6.0, 6.0], [20.0, 20.0]])
-    panel = figure6_panel(image, np.full((4, 4), 0.5), mask, points, np.array([True, False]))
-    first, coloured = panel[:, :W], panel[:, W : 2 * W]
-    outline = (first == 255).all(axis=-1)
-    assert outline[10, 15] and outline[29, 15] and not outline[20, 20]  # the border, not the inside
-    assert tuple(coloured[6, 6]) == (0, 255, 0) and tuple(coloured[20, 20]) == (255, 0, 255)
-    # The third panel prints the mean occlusion score of the visible and of the occluded points.
-    assert (panel[:, 2 * W : 3 * W] == 255).any()
-
-
-def test_figure6_colour_panel_is_rgb_jet():
-    image = random_image()
-    low = figure6_panel(image, np.zeros((4, 4)))[:, W : 2 * W].astype(int)
-    high = figure6_panel(image, np.ones((4, 4)))[:, W : 2 * W].astype(int)
-    # Jet runs from blue (P = 0) to red (P = 1); swapped channels would invert this.
-    assert (low[..., 2] > low[..., 0]).all()
-    assert (high[..., 0] > high[..., 2]).all()
+    fig = figure6_figure(image[None], np.full((1, 4, 4), 0.5), [mask], [points], [np.array([True, False])])
+    crop, occlusion, product = fig.axes[:3]
+    # The occluder's outline on the crop and on P.
+    assert crop.collections and occlusion.collections
+    dots = [c for c in occlusion.collections if isinstance(c, PathCollection)]  # scatter, not contour
+    colours = {tuple(np.round(c.get_facecolor()[0][:3] * 255)): c.get_offsets().tolist() for c in dots}
+    assert colours[(0, 255, 0)] == [[5.5, 5.5]] and colours[(255, 0, 255)] == [[19.5, 19.5]]
+    (text,) = product.texts
+    assert text.get_text() == "1-P visible 0.50\n1-P occluded 0.50"
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "occluder outline",
+        "landmark, visible",
+        "landmark, occluded",
+    ]
 
 
 def test_upsample_map_of_constant_is_constant():

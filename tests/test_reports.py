@@ -16,8 +16,11 @@ from odn_lightning.data.formats.w300 import occlusion_path, read_occlusion
 from odn_lightning.eval import evaluate
 from odn_lightning.reports import (
     EvaluationReport,
+    network_fact,
+    network_name,
     read_predictions,
     report_table,
+    worst_first,
     write_predictions,
     write_report,
 )
@@ -50,9 +53,14 @@ def report_callbacks(monkeypatch) -> list[EvaluationReport]:
 
 def test_eval_writes_report_predictions_ced_plots_and_pictures(trained_run, tmp_path, report_callbacks):
     out = tmp_path / "eval"
+    checkpoint = trained_run / "checkpoints" / "last.ckpt"
     cfg = compose_config(
         "eval",
-        [f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}", "trainer.enable_progress_bar=false"],
+        [
+            f"ckpt_path={checkpoint}",
+            "trainer.enable_progress_bar=false",
+            "callbacks.evaluation_report.pictures=3",
+        ],
         out,
     )
     metrics = evaluate(cfg)
@@ -60,7 +68,7 @@ def test_eval_writes_report_predictions_ced_plots_and_pictures(trained_run, tmp_
     for name in ["report.md", "predictions.csv", "ced.png"] + [f"ced_{s}.png" for s in splits]:
         assert (out / name).is_file(), name
     for split in splits:
-        for kind in ("predictions", "figure6"):
+        for kind in ("predictions", "worst", "figure6"):
             assert cv2.imread(str(out / f"{kind}_{split}.png")) is not None
         # The synthetic data knows visibility and occluder masks: the occlusion numbers are measured.
         aurocs = [f"test/{split}/{k}" for k in OCCLUSION_AUROCS]
@@ -89,11 +97,20 @@ def test_eval_writes_report_predictions_ced_plots_and_pictures(trained_run, tmp_
             written[f"test/{split}/landmark_occlusion_auroc"], abs=1e-3
         )
 
+    # worst_<split>.png shows the split's 3 faces with the highest NME, highest first.
+    (callback,) = report_callbacks
+    for split, faces in predictions.items():
+        by_nme = sorted(zip(-faces["nme"], faces["index"], strict=True))
+        assert callback.worst_faces[split] == [int(index) for _, index in by_nme[:3]], split
+
     report = (out / "report.md").read_text()
     assert (
         f"| common | {len(predictions['common']['nme'])} | {100 * written['test/common/nme']:.2f} |" in report
     )
-    assert "![ced.png](ced.png)" in report
+    assert "![ced.png](ced.png)" in report and "![worst_challenging.png](worst_challenging.png)" in report
+    # The evaluated checkpoint and the network as Table 4 names it.
+    assert f"- checkpoint: {checkpoint}\n" in report
+    assert "- network: ODN (GM+LM+DM) (class ODN: num_landmarks=68, use_gm=True" in report
     header = next(line for line in report.splitlines() if line.startswith("| split |"))
     assert header.endswith(
         "| occluder AUROC | occluder AUROC in face | face AUROC | landmark occlusion AUROC |"
@@ -101,7 +118,6 @@ def test_eval_writes_report_predictions_ced_plots_and_pictures(trained_run, tmp_
     assert "Occluder AUROC in face: the same over the face region only" in report
     # The run's 2 test batches of 8 hold every face of the tiny splits: nothing is said truncated.
     assert "runcated" not in report
-    (callback,) = report_callbacks
     assert callback.split_counts == {"common": (8, 8), "challenging": (4, 4), "full": (12, 12)}
     assert written["test/full/faces_in_split"] == 12
     assert not list(out.glob("**/.*.tmp"))  # no temporary file left behind
@@ -139,8 +155,43 @@ def test_ground_truth_in_predictions_csv_is_the_annotation_in_original_pixels(tr
 def test_validation_pictures_are_written_each_epoch(trained_run):
     pictures = sorted(p.name for p in (trained_run / "val_pictures").iterdir())
     assert pictures == ["figure6_epoch000.png", "predictions_epoch000.png"]
-    grid = cv2.imread(str(trained_run / "val_pictures" / "predictions_epoch000.png"))
-    assert grid.shape == (2 * 64, 4 * 64, 3)  # 8 faces of 64 px crops, 4 per row
+    for picture in pictures:
+        assert cv2.imread(str(trained_run / "val_pictures" / picture)) is not None
+
+
+@pytest.mark.parametrize(
+    ("model", "name"),
+    [
+        ("brnet", "BRNet"),
+        ("brnet_conv_pool", "BRNet, conv_pool readout"),
+        ("gm_dm", "+GM+DM"),
+        ("dm_lm", "+DM+LM"),
+        ("gm_lm", "+GM+LM"),
+        ("odn_no_l1", "ODN (GM+LM+DM) w/o L1"),
+        ("odn", "ODN (GM+LM+DM)"),
+    ],
+)
+def test_each_table4_network_is_named_as_the_paper_names_it(model, name, tmp_path):
+    from types import SimpleNamespace
+
+    from odn_lightning.losses import LandmarkObjective
+    from odn_lightning.models import ODN
+
+    config = compose_config("train", [f"model={model}"], tmp_path).model
+    net_settings = {k: v for k, v in config.net.items() if k != "_target_"}
+    module = SimpleNamespace(net=ODN(**net_settings), objective=LandmarkObjective(eta=config.objective.eta))
+    assert network_name(module) == name
+    if model == "brnet":
+        fact = network_fact(module)
+        assert fact == "BRNet (class ODN: num_landmarks=68, use_gm=False, use_dm=False, use_lm=False)"
+
+
+def test_worst_faces_are_the_highest_nme_failures_first_each_once():
+    nmes = [0.1, float("nan"), 0.3, 0.3, 0.05, 0.2]
+    faces = [{"index": i, "nme": e} for i, e in enumerate(nmes)]
+    faces.append({"index": 3, "nme": 0.3})  # DDP's padding repeats a face
+    assert [face["index"] for face in worst_first(faces, 4)] == [1, 2, 3, 5]
+    assert worst_first(faces, 0) == [] and len(worst_first(faces, 10)) == 6
 
 
 def test_predictions_csv_round_trips(tmp_path):
@@ -309,10 +360,11 @@ def test_summary_shows_nan_and_truncated_splits(capsys, monkeypatch):
     }
     runs.print_summary("odn-eval", metrics, {"run directory": "/tmp/run"})
     lines = [" ".join(line.replace("│", " ").split()) for line in capsys.readouterr().out.splitlines()]
-    assert "test/common/nme NaN" in lines and "test/common/fr_10 NaN" in lines
-    assert "test/common/auc_08 0.5000" in lines
-    assert "test/full 16 of 562 faces (truncated: trainer.limit_test_batches or skipped bad faces)" in lines
-    assert not any(line.startswith("test/common ") for line in lines)  # common is whole
+    # A row per split: faces, NME, AUC@0.08, FR@0.10 (no split has a mean-shape NME: no column).
+    assert "common 8 NaN 0.5000 NaN" in lines  # common is whole
+    assert "full 16 of 562 * - - -" in lines
+    assert "* truncated: trainer.limit_test_batches or skipped bad faces" in lines
+    assert "run directory: /tmp/run" in lines
 
 
 def test_table4_shows_a_null_metric_as_nan_and_a_missing_one_as_a_dash():

@@ -4,8 +4,11 @@
 `predictions.csv` (every face: image, split, normalising distance, NME, predicted and ground-truth
 points in original pixels and, for networks with the distillation module, each point's occlusion
 score 1 - P), `ced_<split>.png` and `ced.png` (all splits overlaid), `report.md` (the
-paper's table: NME x 10^-2, AUC, FR, occlusion numbers), `predictions_<split>.png` (a grid of faces)
-and, for networks with the distillation module, `figure6_<split>.png` (image, P, image x P).
+paper's table: NME x 10^-2, AUC, FR, occlusion numbers), `predictions_<split>.png` (the split's first
+faces, ground truth and prediction), `worst_<split>.png` (its faces with the highest NME) and, for
+networks with the distillation module, `figure6_<split>.png` (the first faces' crop, P, crop x P).
+Every picture names the network (as Table 4 does: `network_name`) and the split, and the NME's
+normaliser where it shows NMEs; report.md names the evaluated checkpoint.
 `ValidationPictures` logs a prediction grid (and a Figure-6 panel) each validation epoch.
 Pictures go to W&B and TensorBoard when those loggers are on. Every file is written atomically.
 
@@ -30,8 +33,8 @@ from .atomic import ENCODING, ERRORS, atomic_open, atomic_write_text
 from .crop import from_normalised
 from .datatypes import Batch, EvalStepOutput
 from .imagenet import denormalise_image
-from .metrics import describe_normalisation, threshold_suffix
-from .plots import figure6_panel, plot_ced, prediction_grid, save_png
+from .metrics import describe_normalisation, normalisation_for, threshold_suffix
+from .plots import figure6_figure, plot_ced, prediction_figure, render_rgb, save_png
 
 PREDICTIONS_FILE = "predictions.csv"
 REPORT_FILE = "report.md"
@@ -116,15 +119,21 @@ def read_predictions(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
 
 
 def overlay_ced(
-    runs: Mapping[str, str | Path], split: str, threshold: float, path: str | Path, title: str | None = None
+    runs: Mapping[str, str | Path],
+    split: str,
+    threshold: float,
+    path: str | Path,
+    title: str | None = None,
+    normalisation: str | None = None,
 ) -> Path:
     """The CED curves of several runs on one split, overlaid: runs maps a label to a run directory
-    holding a predictions.csv. A run without that split is listed as having no faces."""
+    holding a predictions.csv; `normalisation` names what divided their errors on the x axis. A run
+    without that split is listed as having no faces."""
     curves = {}
     for label, run in runs.items():
         faces = read_predictions(Path(run) / PREDICTIONS_FILE).get(split)
         curves[label] = faces["nme"] if faces is not None else np.zeros(0)
-    return plot_ced(curves, threshold, path, title=title or split)
+    return plot_ced(curves, threshold, path, title=title or split, normalisation=normalisation)
 
 
 # ------------------------------------------------------------------------------------- report.md
@@ -252,29 +261,130 @@ def log_image(trainer: L.Trainer, key: str, image: np.ndarray, step: int | None 
             logger.experiment.add_image(key, image, global_step=step or 0, dataformats="HWC")
 
 
-def batch_pictures(batch: Batch, outputs: EvalStepOutput, count: int) -> dict[str, np.ndarray]:
-    """A prediction grid of the first `count` faces of a batch (in their crops) and, where the network
-    gives an occlusion map, their Figure-6 panels stacked."""
-    count = min(count, len(batch["image"]))
+def batch_faces(batch: Batch, outputs: EvalStepOutput, chosen: Sequence[int]) -> list[dict]:
+    """The faces at positions `chosen` of a batch, as the pictures show them: each a dict of `image`
+    (H, W, 3) uint8, the crop; `predicted` and `target` (L, 2) in the crop's pixels; `nme` and `index`;
+    and, where the batch or the network has them, `occlusion_map` P (h, w), `occluder_mask` (H, W) and
+    `visible` (L,) bool (only where every face of the batch has visibility flags)."""
+    chosen = [int(i) for i in chosen]
+    if not chosen:
+        return []
     size = batch["image"].shape[-1]
-    images = np.stack([denormalise_image(image.float().cpu().numpy()) for image in batch["image"][:count]])
-    predicted = from_normalised(outputs["landmarks"][:count].detach().float().cpu().numpy(), size)
-    target = from_normalised(batch["landmarks"][:count].float().cpu().numpy(), size)
-    nme = outputs["nme"][:count].detach().cpu().numpy() if "nme" in outputs else None
-    pictures = {"predictions": prediction_grid(images, predicted, target, nme)}
+    images = [denormalise_image(batch["image"][i].float().cpu().numpy()) for i in chosen]
+    predicted = from_normalised(outputs["landmarks"][chosen].detach().float().cpu().numpy(), size)
+    target = from_normalised(batch["landmarks"][chosen].float().cpu().numpy(), size)
+    nme = outputs["nme"][chosen].detach().cpu().numpy()
+    faces = [
+        {
+            "image": images[k],
+            "predicted": predicted[k],
+            "target": target[k],
+            "nme": float(nme[k]),
+            "index": int(batch["index"][i]),
+        }
+        for k, i in enumerate(chosen)
+    ]
     if "occlusion_map" in outputs:
-        maps = outputs["occlusion_map"][:count, 0].detach().float().cpu().numpy()
-        masks = batch["occluder_mask"][:count].cpu().numpy() if "occluder_mask" in batch else [None] * count
-        with_visibility = bool(torch.as_tensor(batch["has_visibility"]).all())
-        visible = batch["visible"][:count].cpu().numpy() if with_visibility else [None] * count
-        pictures["figure6"] = np.concatenate(
+        maps = outputs["occlusion_map"][chosen, 0].detach().float().cpu().numpy()
+        for face, occlusion in zip(faces, maps, strict=True):
+            face["occlusion_map"] = occlusion
+    if "occluder_mask" in batch:
+        for face, mask in zip(faces, batch["occluder_mask"][chosen].cpu().numpy(), strict=True):
+            face["occluder_mask"] = mask
+    if bool(torch.as_tensor(batch["has_visibility"]).all()):
+        for face, flags in zip(faces, batch["visible"][chosen].cpu().numpy().astype(bool), strict=True):
+            face["visible"] = flags
+    return faces
+
+
+def worst_rank(face: Mapping) -> tuple[float, int]:
+    """A face's place among the worst (lower: worse): highest NME first, a face without a finite NME
+    (a failure) before any, ties by face index."""
+    nme = face["nme"]
+    return (-nme if math.isfinite(nme) else -math.inf, face["index"])
+
+
+def worst_first(faces: Sequence[Mapping], count: int) -> list[Mapping]:
+    """The `count` faces with the highest NME, in `worst_rank` order; a face seen twice (DDP pads its
+    last batch with faces already seen) is kept once."""
+    unique = {face["index"]: face for face in faces}.values()
+    return sorted(unique, key=worst_rank)[:count]
+
+
+def face_captions(faces: Sequence[Mapping]) -> list[str]:
+    """Each face's index in its split (predictions.csv's `index`) and NME."""
+    return [
+        f"face {face['index']}: NME {face['nme']:.3f}"
+        if math.isfinite(face["nme"])
+        else f"face {face['index']}: NME not finite"
+        for face in faces
+    ]
+
+
+def prediction_picture(faces: Sequence[Mapping], title: str) -> np.ndarray:
+    """The faces' crops with ground truth and prediction, each under its index and NME."""
+    flags = [face.get("visible") for face in faces]
+    visible = None
+    if any(f is not None for f in flags):
+        # A face without flags shows all its points as visible, as the pixels metrics count them.
+        visible = np.stack(
             [
-                figure6_panel(image, occlusion, mask, points, flags)
-                for image, occlusion, mask, points, flags in zip(
-                    images, maps, masks, target, visible, strict=True
-                )
+                f if f is not None else np.ones(len(face["target"]), bool)
+                for f, face in zip(flags, faces, strict=True)
             ]
         )
+    figure = prediction_figure(
+        np.stack([face["image"] for face in faces]),
+        np.stack([face["predicted"] for face in faces]),
+        np.stack([face["target"] for face in faces]),
+        captions=face_captions(faces),
+        visible=visible,
+        title=title,
+    )
+    return render_rgb(figure)
+
+
+def figure6_picture(faces: Sequence[Mapping], title: str) -> np.ndarray:
+    """The paper's Figure 6 of the faces (which must carry an `occlusion_map`), one a row."""
+    figure = figure6_figure(
+        np.stack([face["image"] for face in faces]),
+        np.stack([face["occlusion_map"] for face in faces]),
+        [face.get("occluder_mask") for face in faces],
+        [face["target"] for face in faces],
+        [face.get("visible") for face in faces],
+        title=title,
+        row_labels=[f"face {face['index']}" for face in faces],
+    )
+    return render_rgb(figure)
+
+
+def network_name(pl_module: L.LightningModule) -> str:
+    """The network as the paper's Table 4 names it (`ODN.variant`: BRNet, +GM+DM, ODN (GM+LM+DM), ...),
+    "w/o L1" added where the objective leaves P unpenalised (eta = 0); else its class name."""
+    net = getattr(pl_module, "net", pl_module)
+    name = getattr(net, "variant", type(net).__name__)
+    objective = getattr(pl_module, "objective", None)
+    if getattr(net, "use_dm", False) and getattr(objective, "eta", None) == 0:
+        name += " w/o L1"
+    return name
+
+
+def network_fact(pl_module: L.LightningModule) -> str:
+    """report.md's network line: its name and the class and switches that built it."""
+    net = getattr(pl_module, "net", pl_module)
+    return f"{network_name(pl_module)} (class {type(net).__name__}: {net.extra_repr()})"
+
+
+def face_pictures(
+    faces: Sequence[Mapping], heading: str, what: str, normalisation: str
+) -> dict[str, np.ndarray]:
+    """A prediction grid of the faces and, where the network gives an occlusion map, their Figure-6
+    panels: kind -> RGB picture, titled `heading` (network, split) and `what` the faces are."""
+    pictures = {
+        "predictions": prediction_picture(faces, f"{heading}: {what}\nNME normalised by {normalisation}")
+    }
+    if all("occlusion_map" in face for face in faces):
+        pictures["figure6"] = figure6_picture(faces, f"{heading}: occlusion map P\nof {what}")
     return pictures
 
 
@@ -298,9 +408,11 @@ class EvaluationReport(L.Callback):
         thresholds: NME thresholds of the CED plots and the table (the module's `nme_thresholds`).
         nme_normalisation: what divided the errors (one name or a per-split mapping), as report.md states it.
         data: the dataset, as report.md names it.
-        pictures: faces per prediction grid and Figure-6 panel; 0 for none.
+        pictures: faces per picture (the first faces' prediction grid and Figure-6 panels, the
+            worst faces' grid); 0 for none.
 
-    After a test run, `split_counts` maps each split to (faces evaluated, faces in the split, or None
+    After a test run, `worst_faces` maps each split to the indices of the faces of `worst_<split>.png`,
+    highest NME first, and `split_counts` maps each split to (faces evaluated, faces in the split, or None
     where its dataset's length is unknown), also put among the trainer's metrics as `test/<split>/faces`
     and `test/<split>/faces_in_split`.
     """
@@ -319,12 +431,15 @@ class EvaluationReport(L.Callback):
         self.data = data
         self.pictures = pictures
         self.rows: list[dict] = []
-        self.picture_batches: dict[str, dict[str, np.ndarray]] = {}
+        self.first_faces: dict[str, list[dict]] = {}
+        self.worst_candidates: dict[str, list[dict]] = {}
+        self.worst_faces: dict[str, list[int]] = {}
         self.dataloader_splits: dict[int, str] = {}
         self.split_counts: dict[str, tuple[int, int | None]] = {}
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.rows, self.picture_batches, self.dataloader_splits, self.split_counts = [], {}, {}, {}
+        self.rows, self.dataloader_splits, self.split_counts = [], {}, {}
+        self.first_faces, self.worst_candidates, self.worst_faces = {}, {}, {}
 
     def on_test_batch_end(
         self,
@@ -356,11 +471,30 @@ class EvaluationReport(L.Callback):
             if occlusion is not None:
                 row["occlusion"] = occlusion[i]
             self.rows.append(row)
-        if split not in self.picture_batches and self.pictures > 0 and trainer.is_global_zero:
-            self.picture_batches[split] = batch_pictures(batch, outputs, self.pictures)
+        if self.pictures > 0:
+            if split not in self.first_faces and trainer.is_global_zero:
+                self.first_faces[split] = batch_faces(batch, outputs, range(min(self.pictures, len(nme))))
+            self._keep_worst(split, batch, outputs, nme)
+
+    def _keep_worst(self, split: str, batch: Batch, outputs: EvalStepOutput, nme: np.ndarray) -> None:
+        """The split's `pictures` worst faces so far, this batch's included; only the faces that
+        rank above the last one kept are copied out of the batch."""
+        kept = self.worst_candidates.get(split, [])
+        scores = [{"nme": float(e), "index": int(i)} for e, i in zip(nme, batch["index"], strict=True)]
+        chosen = [
+            k
+            for k, face in enumerate(scores)
+            if len(kept) < self.pictures or worst_rank(face) <= worst_rank(kept[-1])
+        ]
+        faces = batch_faces(batch, outputs, chosen)
+        self.worst_candidates[split] = worst_first([*kept, *faces], self.pictures)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         rows = gather(self.rows)
+        # Every process's worst faces: the split's worst are among them.
+        candidates = gather(
+            [face | {"split": s} for s, faces in self.worst_candidates.items() for face in faces]
+        )
         if not trainer.is_global_zero:
             return
         # DistributedSampler pads the last batch with faces already seen: keep each face once.
@@ -376,25 +510,33 @@ class EvaluationReport(L.Callback):
         write_predictions(rows, self.output_dir / PREDICTIONS_FILE)
 
         threshold = max(self.thresholds)
+        network = network_name(pl_module)
         pictures = []
         for split in splits:
-            plot_ced({split: errors[split]}, threshold, self.output_dir / f"ced_{split}.png", title=split)
+            plot_ced(
+                {split: errors[split]},
+                threshold,
+                self.output_dir / f"ced_{split}.png",
+                title=f"{network}, {split}",
+                normalisation=normalisation_for(self.nme_normalisation, split),
+            )
         if splits:
-            plot_ced(errors, threshold, self.output_dir / "ced.png", title="all test splits")
+            plot_ced(
+                errors,
+                threshold,
+                self.output_dir / "ced.png",
+                title=f"{network}, all test splits",
+                normalisation=describe_normalisation(self.nme_normalisation),
+            )
             pictures.append("ced.png")
-        for split, batch_pictures_of_split in self.picture_batches.items():
-            for kind, image in batch_pictures_of_split.items():
-                name = f"{kind}_{split}.png"
-                save_png(image, self.output_dir / name)
-                log_image(trainer, f"test/{split}/{kind}", image)
-                pictures.append(name)
+        for split in splits:
+            pictures += self._write_pictures(trainer, split, network, candidates, len(errors[split]))
 
         # The face counts are among them (added above).
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-        net = pl_module.net
         facts = {
             "checkpoint": str(trainer.ckpt_path or "(weights in memory)"),
-            "network": f"{type(net).__name__}({net.extra_repr()})",
+            "network": network_fact(pl_module),
             "data": self.data,
             "NME normalisation": describe_normalisation(self.nme_normalisation),
             "predictions": PREDICTIONS_FILE,
@@ -410,6 +552,33 @@ class EvaluationReport(L.Callback):
             else f"trainer.limit_test_batches={limit} stopped the evaluation early, or {skipped}"
         )
         write_report(self.output_dir / REPORT_FILE, metrics, splits, self.thresholds, facts, pictures, cause)
+
+    def _write_pictures(
+        self, trainer: L.Trainer, split: str, network: str, candidates: Sequence[Mapping], faces: int
+    ) -> list[str]:
+        """predictions_<split>.png and figure6_<split>.png of the split's first faces, worst_<split>.png
+        of its `pictures` faces with the highest NME (of all `faces` evaluated): their names."""
+        heading = f"{network}, {split}"
+        normalisation = normalisation_for(self.nme_normalisation, split)
+        drawn = {}
+        if self.first_faces.get(split):
+            first = self.first_faces[split]
+            drawn = face_pictures(first, heading, f"the first {len(first)} faces", normalisation)
+        worst = worst_first([face for face in candidates if face["split"] == split], self.pictures)
+        self.worst_faces[split] = [face["index"] for face in worst]
+        if worst:
+            what = (
+                f"the {len(worst)} faces with the highest NME, of {faces}\nNME normalised by {normalisation}"
+            )
+            drawn["worst"] = prediction_picture(worst, f"{heading}: {what}")
+        names = []
+        for kind in ("predictions", "worst", "figure6"):
+            if kind in drawn:
+                name = f"{kind}_{split}.png"
+                save_png(drawn[kind], self.output_dir / name)
+                log_image(trainer, f"test/{split}/{kind}", drawn[kind])
+                names.append(name)
+        return names
 
     def _faces_in_split(self, trainer: L.Trainer) -> dict[str, int]:
         """Each seen split's length: that of the dataset of the test dataloader its batches came from."""
@@ -453,6 +622,12 @@ class ValidationPictures(L.Callback):
         if batch_idx != 0 or self.count <= 0 or trainer.sanity_checking or not trainer.is_global_zero:
             return
         epoch = trainer.current_epoch
-        for kind, image in batch_pictures(batch, outputs, self.count).items():
+        split = batch["split"][0]
+        setting = getattr(pl_module, "nme_normalisation", None)
+        normalisation = normalisation_for(setting, split) if setting is not None else "its dataset's distance"
+        faces = batch_faces(batch, outputs, range(min(self.count, len(batch["image"]))))
+        heading = f"{network_name(pl_module)}, {split}, epoch {epoch}"
+        what = f"the first {len(faces)} faces"
+        for kind, image in face_pictures(faces, heading, what, normalisation).items():
             save_png(image, self.output_dir / "val_pictures" / f"{kind}_epoch{epoch:03d}.png")
             log_image(trainer, f"val/{kind}", image, step=trainer.global_step)

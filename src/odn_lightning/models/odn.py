@@ -127,6 +127,21 @@ class ODN(nn.Module):
         """M of the LM (beta and gamma terms); None without the LM."""
         return self.low_rank.structural_matrix if self.low_rank is not None else None
 
+    @property
+    def variant(self) -> str:
+        """Which Table-4 network the switches make, as the paper names it: "BRNet" (no module),
+        "+GM+DM" (the modules on), "ODN (GM+LM+DM)" (all three); a readout other than the one those
+        rows use is named after it. (Eq. 3's eta, which makes "w/o L1", belongs to the objective.)"""
+        modules = [name for name, on in (("GM", self.use_gm), ("DM", self.use_dm), ("LM", self.use_lm)) if on]
+        if not modules:
+            name = "BRNet"
+        elif len(modules) == 3:
+            name = "ODN (GM+LM+DM)"
+        else:
+            name = "+" + "+".join(modules)
+        usual_readout = "conv_pool" if modules else "gap"
+        return name if self.readout.mode == usual_readout else f"{name}, {self.readout.mode} readout"
+
     def extra_repr(self) -> str:
         switches = f"use_gm={self.use_gm}, use_dm={self.use_dm}, use_lm={self.use_lm}"
         return f"num_landmarks={self.num_landmarks}, {switches}"
