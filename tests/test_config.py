@@ -106,12 +106,12 @@ def test_overridden_matches_keys_and_subkeys():
     assert not overridden("data", ["datamodule=1", "seed=3"])
 
 
-def test_extras_print_the_resolved_config_unless_switched_off(tmp_path, capsys):
+def test_extras_print_the_resolved_config_only_when_asked(tmp_path, capsys):
     from odn_lightning.runs import apply_extras
 
-    apply_extras(compose_config("train", ["extras.print_config=false"], tmp_path))
-    assert "task_name" not in capsys.readouterr().out
     apply_extras(compose_config("train", [], tmp_path))
+    assert "task_name" not in capsys.readouterr().out
+    apply_extras(compose_config("train", ["extras.print_config=true"], tmp_path))
     printed = capsys.readouterr().out
     assert "task_name: train" in printed and f"output_dir: {tmp_path}" in printed
 

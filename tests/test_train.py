@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import pytest
+import yaml
 
 from odn_lightning.eval import evaluate
 from odn_lightning.train import train
@@ -50,9 +50,9 @@ def test_eval_with_explicit_data_uses_the_trained_crop_size(train_config, tmp_pa
     metrics = evaluate(cfg, overrides)
     assert metrics["test/full/nme"] > 0
     # data=synthetic defaults to 224 px crops; the model was trained on 64 px ones and is evaluated so:
-    # the report's grid of the first 8 faces is 2 rows of 4 crops of 64 px.
-    grid = cv2.imread(str(tmp_path / "eval" / "predictions_common.png"))
-    assert grid.shape == (2 * 64, 4 * 64, 3)
+    # the evaluation's resolved config, as its logger holds it.
+    hparams = yaml.safe_load((tmp_path / "eval" / "csv" / "hparams.yaml").read_text())
+    assert hparams["data.image_size"] == 64 and hparams["model.image_size"] == 64
 
 
 def test_overfitting_a_few_batches_drives_the_loss_down(train_config):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 from .models import describe_network
 
@@ -45,3 +46,53 @@ class NetworkSummary(L.Callback):
         )
         for logger in trainer.loggers:
             logger.log_hyperparams({f"model/{k}": v for k, v in stats.items()})
+
+
+@rank_zero_only
+def write_tensorboard_hparams(logger: TensorBoardLogger, hparams: dict[str, Any], metrics: list[str]) -> None:
+    """The hyper-parameters into the event file, for TensorBoard's HParams dashboard, with the scalar
+    tags it shows beside them. Lightning writes them there only together with a metric value
+    (`default_hp_metric`); bools stay bools here, and None, which the plugin cannot hold, is left out."""
+    from tensorboard.plugins.hparams import summary_v2
+
+    values = {key: value for key, value in hparams.items() if value is not None}
+    experiment = summary_v2.hparams_config_pb(
+        [summary_v2.HParam(key) for key in values], [summary_v2.Metric(tag) for tag in metrics]
+    )
+    writer = logger.experiment._get_file_writer()  # as Lightning's own log_hyperparams does
+    writer.add_summary(experiment)
+    writer.add_summary(summary_v2.hparams_pb(values))
+    writer.flush()
+
+
+class HyperparametersToLoggers(L.Callback):
+    """Gives every logger the run's resolved config as flat hyper-parameters (`runs.flat_hyperparameters`),
+    with the network's size when NetworkSummary measured it, once per run: CSV's and TensorBoard's
+    hparams.yaml, TensorBoard's HParams dashboard, the W&B run's config. `metrics`: the scalar tags
+    TensorBoard shows beside them (`val/nme`, `test/<split>/nme`)."""
+
+    def __init__(self, hyperparameters: dict[str, Any], metrics: list[str]) -> None:
+        self.hyperparameters = hyperparameters
+        self.metrics = metrics
+        self.logged = False
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.log_once(trainer)
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.log_once(trainer)
+
+    def log_once(self, trainer: L.Trainer) -> None:
+        # TensorBoard keeps the first HParams record of a run: write it once, complete. The network's
+        # size is known here, after every callback's setup.
+        if self.logged:
+            return
+        self.logged = True
+        hparams = dict(self.hyperparameters)
+        for callback in trainer.callbacks:
+            if isinstance(callback, NetworkSummary):
+                hparams.update({f"model/{k}": v for k, v in callback.stats.items()})
+        for logger in trainer.loggers:
+            logger.log_hyperparams(hparams)
+            if isinstance(logger, TensorBoardLogger):
+                write_tensorboard_hparams(logger, hparams, self.metrics)

@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from . import runs
-from .callbacks import RUN_CONFIG_KEY
+from .callbacks import RUN_CONFIG_KEY, HyperparametersToLoggers
 from .checkpoints import CheckpointError, load_checkpoint
 from .config import CONFIG_DIR, overridden
 from .config_checks import check_config
@@ -78,6 +78,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
     checkpoint = load_checkpoint(cfg.ckpt_path)
     cfg = eval_config(cfg, checkpoint, overrides or [])
     check_config(cfg)
+    runs.name_group_and_tag(cfg)
     runs.apply_extras(cfg)
     L.seed_everything(cfg.seed, workers=True)
     where = f"ckpt_path={cfg.ckpt_path}"
@@ -90,20 +91,33 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
             f"{where}: its weights do not fit the network its config describes ({err})"
         ) from err
     datamodule = build_datamodule(OmegaConf.to_container(cfg.data, resolve=True), where)
+    callbacks = runs.instantiate_each(cfg.get("callbacks"))
+    test_nmes = [f"test/{split}/nme" for split in OmegaConf.select(cfg, "data.test_splits") or []]
+    callbacks.append(HyperparametersToLoggers(runs.flat_hyperparameters(cfg), test_nmes))
     trainer: L.Trainer = instantiate(
-        cfg.trainer,
-        callbacks=runs.instantiate_each(cfg.get("callbacks")),
-        logger=runs.instantiate_each(cfg.get("logger")),
+        cfg.trainer, callbacks=callbacks, logger=runs.instantiate_each(cfg.get("logger"))
     )
     # The weights are in the model already; ckpt_path names them in report.md (read weights-only).
-    trainer.test(model, datamodule=datamodule, ckpt_path=str(cfg.ckpt_path))
+    # verbose=False: print_summary shows each split's numbers once.
+    trainer.test(model, datamodule=datamodule, ckpt_path=str(cfg.ckpt_path), verbose=False)
     metrics = runs.scalar_metrics(trainer.callback_metrics)
     runs.write_metrics(cfg.paths.output_dir, metrics)
+    runs.write_run_record(
+        cfg.paths.output_dir,
+        {
+            "run_dir": str(cfg.paths.output_dir),
+            "run_name": cfg.run_name,
+            "group": cfg.group,
+            "tags": list(cfg.tags),
+            "checkpoint": str(cfg.ckpt_path),
+        },
+    )
     runs.print_summary(
         "odn-eval", metrics, {"run directory": cfg.paths.output_dir, "checkpoint": cfg.ckpt_path}
     )
     runs.log_metrics(metrics)
     runs.check_finite(metrics, cfg.paths.output_dir)
+    runs.finish_wandb()
     return metrics
 
 

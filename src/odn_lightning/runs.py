@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -11,14 +12,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
-from .atomic import OutputWriteError, atomic_write_text
+from .atomic import OutputWriteError, atomic_write_text, shown
 from .checkpoints import CheckpointError, CheckpointWriteError
 from .config_checks import ConfigError
 from .data.datamodule import DataRootError, DataValidationError
@@ -73,11 +77,21 @@ def error_message(err: BaseException) -> str:
     return message
 
 
+def finish_wandb(exit_code: int = 0) -> None:
+    """End this process's W&B run, if one is open. Lightning's WandbLogger reuses an open run, so the
+    jobs of a multirun launched in one process would all log into the first job's run; ending it
+    also completes an offline run's log (`run-<id>.wandb`, what `wandb sync` uploads) now, not at exit."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish(exit_code=exit_code)
+
+
 def run_reporting_user_errors(task: Callable, *args):
     """Run an entry point's task; a user-facing error exits with `error: <message>` (non-zero)."""
     try:
         return task(*args)
     except Exception as err:
+        finish_wandb(exit_code=1)  # marked failed, and closed before the next job of a sweep starts
         cause = user_error(err)
         if cause is None:
             raise
@@ -156,6 +170,23 @@ def print_config(cfg: DictConfig) -> None:
     Console().print(Syntax(OmegaConf.to_yaml(cfg, resolve=True), "yaml", theme="ansi_dark"))
 
 
+def config_files(cfg: DictConfig) -> list[str]:
+    """Where a run's whole config can be read: Hydra's record of it as composed and, with the CSV
+    logger, the hyper-parameters every logger gets (resolved, flat)."""
+    files = []
+    if HydraConfig.initialized():
+        hydra = HydraConfig.get()
+        if hydra.output_subdir:
+            files.append(
+                f"{Path(hydra.runtime.output_dir) / hydra.output_subdir / 'config.yaml'} (as composed)"
+            )
+    csv = OmegaConf.select(cfg, "logger.csv")
+    if csv is not None and csv.get("save_dir"):
+        hparams = Path(csv.save_dir, csv.get("name") or "", str(csv.get("version") or ""), "hparams.yaml")
+        files.append(f"{hparams} (resolved, flat)")
+    return files
+
+
 def apply_extras(cfg: DictConfig) -> None:
     """What `extras` asks of every run before its task (lightning-hydra-template's `extras`)."""
     extras = cfg.get("extras") or {}
@@ -163,6 +194,100 @@ def apply_extras(cfg: DictConfig) -> None:
         warnings.filterwarnings("ignore")
     if extras.get("print_config"):
         print_config(cfg)
+    else:
+        say_where_the_config_is(cfg)
+
+
+@rank_zero_only
+def say_where_the_config_is(cfg: DictConfig) -> None:
+    # Quiet by default (the config is some 180 lines): one line says where to read it.
+    where = " and ".join(config_files(cfg)) or "the run directory"
+    log.info(f"config: {where}; extras.print_config=true prints it here")
+
+
+def job_overrides(hydra: DictConfig) -> list:
+    """The command-line overrides of this job (of a sweep: its own values), parsed."""
+    return OverridesParser.create().parse_overrides(list(hydra.overrides.task))
+
+
+def sweep_overrides(hydra: DictConfig) -> list[str]:
+    """This job's overrides that its sweep varies, `key=value` in command-line order (`model=brnet`,
+    `seed=1`): the keys the sweep's command line gives several values, or `hydra.sweeper.params`
+    sweeps, as the sweep's record (multirun.yaml) has them. Without that record, every override."""
+    job = job_overrides(hydra)
+    record = Path(hydra.sweep.dir) / "multirun.yaml"
+    if record.is_file():
+        sweep = OmegaConf.load(record)
+        command_line = list(OmegaConf.select(sweep, "hydra.overrides.task") or [])
+        parsed = OverridesParser.create().parse_overrides(command_line)
+        swept = {o.key_or_group for o in parsed if o.is_sweep_override()}
+        swept |= set(OmegaConf.select(sweep, "hydra.sweeper.params") or {})
+    else:
+        swept = {o.key_or_group for o in job}
+    return [f"{o.key_or_group}={o.get_value_element_as_str()}" for o in job if o.key_or_group in swept]
+
+
+def run_identity(cfg: DictConfig, hydra: DictConfig | None) -> tuple[str | None, str | None, list[str]]:
+    """How dashboards (W&B) name, group and tag a run, so that a sweep is one view with no hand work:
+    - name: `run_name`, then in a multirun the job's swept overrides it does not already say
+      (`model=brnet,seed=1`; `brnet seed=1` where an experiment names runs after their model);
+    - group: in a multirun `<group>-<sweep folder>`, one group per sweep, unless the command line
+      sets `group=` (e.g. several sweeps in one group); else `group`;
+    - tags: `tags`, then the dataset's name and the model's (its `model=` choice), each once."""
+    name, group = cfg.get("run_name"), cfg.get("group")
+    tags = [str(tag) for tag in cfg.get("tags") or []]
+    tags.append(str(OmegaConf.select(cfg, "data.name")))
+    if hydra is not None:
+        model = OmegaConf.select(hydra, "runtime.choices.model")
+        if model:
+            tags.append(str(model))
+        if hydra.mode == RunMode.MULTIRUN:
+            swept = [o for o in sweep_overrides(hydra) if o.split("=", 1)[1] != name]
+            name = " ".join(part for part in (name, ",".join(swept)) if part) or None
+            if not any(o.key_or_group == "group" for o in job_overrides(hydra)):
+                group = f"{group or cfg.get('task_name')}-{Path(hydra.sweep.dir).name}"
+    return name, group, list(dict.fromkeys(tags))
+
+
+def name_group_and_tag(cfg: DictConfig) -> None:
+    """Set `run_name`, `group` and `tags` to what the loggers show (`run_identity`), before they are
+    built; the checkpoints' run config and the logged hyper-parameters hold them so too."""
+    hydra = HydraConfig.get() if HydraConfig.initialized() else None
+    name, group, tags = run_identity(cfg, hydra)
+    with open_dict(cfg):
+        cfg.run_name, cfg.group, cfg.tags = name, group, tags
+
+
+HyperparameterValue = str | int | float | bool | None
+
+
+def _flatten(node: object, key: str, out: dict[str, HyperparameterValue]) -> None:
+    if isinstance(node, dict) and node:
+        for name, value in node.items():
+            _flatten(value, f"{key}.{name}" if key else str(name), out)
+    elif isinstance(node, (dict, list, tuple)):
+        # A dashboard filters on one value per key: a list (or an empty mapping) as its JSON text.
+        out[key] = json.dumps(node, default=str)
+    elif node is None or isinstance(node, (str, int, float, bool)):
+        out[key] = node
+    else:
+        out[key] = str(node)
+
+
+def flat_hyperparameters(cfg: DictConfig) -> dict[str, HyperparameterValue]:
+    """The run's resolved config as flat dotted keys with plain values (`model.net.use_gm`,
+    `model.optimizer.lr`, `data.name`, `data._target_`, `seed`, ...), for every logger, so runs can
+    be filtered and grouped by any of them. Hydra's own node is left out; the options its config
+    groups took are kept as `choices.<group>` (`choices.model`: brnet, odn, ...)."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    container.pop("hydra", None)
+    flat: dict[str, HyperparameterValue] = {}
+    _flatten(container, "", flat)
+    if HydraConfig.initialized():
+        for group, option in HydraConfig.get().runtime.choices.items():
+            if group != "hydra" and not group.startswith("hydra/"):
+                flat[f"choices.{group}"] = None if option is None else str(option)
+    return flat
 
 
 @rank_zero_only
@@ -175,24 +300,68 @@ def write_metrics(output_dir: str | Path, metrics: Mapping[str, float]) -> Path:
     )
 
 
+# The summary's columns: header, and the metric's name under `test/<split>/`.
+SUMMARY_COLUMNS = (
+    ("NME", "nme"),
+    ("mean shape NME", "nme_mean_shape"),
+    ("AUC@0.08", "auc_08"),
+    ("FR@0.10", "fr_10"),
+)
+
+
+def _summary_cell(metrics: Mapping[str, float | None], key: str) -> str:
+    if key not in metrics:
+        return "-"
+    value = metrics[key]
+    return "NaN" if value is None or math.isnan(value) else f"{value:.4f}"
+
+
+def summary_table(title: str, metrics: Mapping[str, float | None]) -> tuple[Table | None, list[str]]:
+    """The test splits' main numbers, a row per split: faces evaluated, NME, the mean-shape
+    baseline's NME, AUC and FR (None without test metrics); and its footnotes: a split evaluated in
+    part is starred and said so (a line of its own, not cut to the table's width)."""
+    splits = list(
+        dict.fromkeys(k.split("/")[1] for k in metrics if k.startswith("test/") and k.count("/") == 2)
+    )
+    columns = [(h, name) for h, name in SUMMARY_COLUMNS if any(f"test/{s}/{name}" in metrics for s in splits)]
+    if not columns:
+        return None, []
+    table = Table(title=title)
+    table.add_column("split")
+    table.add_column("faces", justify="right")
+    for header, _ in columns:
+        table.add_column(header, justify="right")
+    truncated = False
+    for split in splits:
+        faces, in_split = metrics.get(f"test/{split}/faces"), metrics.get(f"test/{split}/faces_in_split")
+        count = "-" if faces is None else f"{faces:.0f}"
+        if faces is not None and in_split is not None and faces < in_split:
+            count, truncated = f"{faces:.0f} of {in_split:.0f} *", True
+        table.add_row(split, count, *(_summary_cell(metrics, f"test/{split}/{name}") for _, name in columns))
+    return table, ["* truncated: trainer.limit_test_batches or skipped bad faces"] if truncated else []
+
+
 @rank_zero_only
 def print_summary(title: str, metrics: Mapping[str, float | None], notes: Mapping[str, str]) -> None:
-    """The few numbers a researcher looks at first: NMEs per split (and their baselines), the splits
-    evaluated only in part (`faces` below `faces_in_split`), then paths. NaN or None shows as NaN."""
-    table = Table(title=title)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in metrics.items():
-        if key.startswith("test/") and key.rsplit("/", 1)[-1] in ("nme", "nme_mean_shape", "fr_10", "auc_08"):
-            table.add_row(key, "NaN" if value is None or math.isnan(value) else f"{value:.4f}")
-    for key, in_split in metrics.items():
-        split, _, name = key.rpartition("/")
-        faces = metrics.get(f"{split}/faces")
-        if name == "faces_in_split" and faces is not None and in_split is not None and faces < in_split:
-            table.add_row(
-                split,
-                f"{faces:.0f} of {in_split:.0f} faces (truncated: trainer.limit_test_batches or skipped bad faces)",
-            )
-    for key, value in notes.items():
-        table.add_row(key, str(value))
-    Console().print(table)
+    """The numbers a researcher looks at first (`summary_table`), then the notes (paths), each whole
+    on its own line; the same into the run's log file. NaN or None shows as NaN, no metric as -."""
+    table, footnotes = summary_table(title, metrics)
+    lines = footnotes + [f"{key}: {shown(str(value))}" for key, value in notes.items()]
+    if table is not None:
+        Console().print(table)
+    if lines:
+        print("\n".join(lines), flush=True)
+    rendered = io.StringIO()
+    if table is not None:
+        Console(file=rendered, width=160).print(table)
+    log_to_files(logging.INFO, f"{title} summary:\n{rendered.getvalue()}" + "\n".join(lines))
+
+
+RUN_RECORD = "run.json"
+
+
+@rank_zero_only
+def write_run_record(output_dir: str | Path, record: Mapping[str, object]) -> Path:
+    """run.json, written atomically: what the run is and where its files are (name, group, tags,
+    checkpoint paths). metrics.json keeps numbers only, so sweeps and tables read it as numbers."""
+    return atomic_write_text(Path(output_dir) / RUN_RECORD, json.dumps(record, indent=2) + "\n")

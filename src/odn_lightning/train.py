@@ -17,7 +17,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from . import runs
-from .callbacks import RUN_CONFIG_KEY, NetworkSummary, RunConfigInCheckpoint
+from .callbacks import RUN_CONFIG_KEY, HyperparametersToLoggers, NetworkSummary, RunConfigInCheckpoint
 from .checkpoints import CheckpointError, differences, load_checkpoint, resolve_ckpt_path, run_directory
 from .config import CONFIG_DIR
 from .config_checks import check_config
@@ -72,12 +72,15 @@ def train(cfg: DictConfig) -> dict[str, float | None]:
     check_config(cfg)
     runs.log_to_run_file()
     ckpt_path = resume_checkpoint(cfg)
+    runs.name_group_and_tag(cfg)
     runs.apply_extras(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
     callbacks = runs.instantiate_each(cfg.get("callbacks"))
     callbacks.append(RunConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)))
+    test_nmes = [f"test/{split}/nme" for split in OmegaConf.select(cfg, "data.test_splits") or []]
+    callbacks.append(HyperparametersToLoggers(runs.flat_hyperparameters(cfg), ["val/nme", *test_nmes]))
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=runs.instantiate_each(cfg.get("logger"))
     )
@@ -91,10 +94,14 @@ def train(cfg: DictConfig) -> dict[str, float | None]:
             "continue with the same command and ckpt_path=last"
         ) from None
     metrics = runs.scalar_metrics(trainer.callback_metrics)
+    # Read before testing: restoring the best checkpoint restores the paths it was saved with.
     best = checkpoint.best_model_path if checkpoint is not None else ""
+    last = getattr(checkpoint, "last_model_path", "") or ""
     if cfg.get("test"):
         # Without a checkpoint (fast_dev_run, no callbacks) the weights in memory are tested.
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+        # verbose=False: Lightning's table repeats every split's numbers under each split's loader;
+        # print_summary shows them once.
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
         # With the faces evaluated per split (EvaluationReport adds them): a cut split says so.
         metrics.update(runs.scalar_metrics(trainer.callback_metrics))
     # The network's size and cost per image: Table 4 compares rows by them too.
@@ -103,11 +110,29 @@ def train(cfg: DictConfig) -> dict[str, float | None]:
             metrics.update({f"model/{k}": float(v) for k, v in callback.stats.items()})
     output_dir = cfg.paths.output_dir
     runs.write_metrics(output_dir, metrics)
+    runs.write_run_record(
+        output_dir,
+        {
+            "run_dir": str(output_dir),
+            "run_name": cfg.run_name,
+            "group": cfg.group,
+            "tags": list(cfg.tags),
+            "checkpoint/best": best or None,
+            "checkpoint/last": last or None,
+        },
+    )
     runs.print_summary(
-        "odn-train", metrics, {"run directory": output_dir, "best checkpoint": best or "(none)"}
+        "odn-train",
+        metrics,
+        {
+            "run directory": output_dir,
+            "best checkpoint": best or "(none)",
+            "last checkpoint": last or "(none)",
+        },
     )
     runs.log_metrics(metrics)
     runs.check_finite(metrics, output_dir)
+    runs.finish_wandb()
     return metrics
 
 
