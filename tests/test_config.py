@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
@@ -142,3 +143,16 @@ def test_eval_on_other_data_takes_its_normalisation_unless_training_forced_one(
     assert model["nme_normalisation"] == expected
     assert model["image_size"] == cfg.data.image_size == 96  # the trained crop size
     assert model["net"]["pretrained"] is False  # the weights come from the checkpoint
+
+
+def test_configs_outside_the_repository_are_found_with_config_dir(tmp_path):
+    from .helpers.cli import run_cli
+
+    (tmp_path / "my_conf" / "data").mkdir(parents=True)
+    (tmp_path / "my_conf" / "data" / "mine.yaml").write_text("defaults: [synthetic, _self_]\nname: mine\n")
+    result = run_cli(
+        "odn_lightning.train", "--config-dir", str(tmp_path / "my_conf"), "data=mine", "--cfg", "job"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = yaml.safe_load(result.stdout)["data"]
+    assert data["name"] == "mine" and data["scheme"] == "ibug68"  # the rest from conf/data/synthetic.yaml
