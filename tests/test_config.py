@@ -156,3 +156,13 @@ def test_configs_outside_the_repository_are_found_with_config_dir(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     data = yaml.safe_load(result.stdout)["data"]
     assert data["name"] == "mine" and data["scheme"] == "ibug68"  # the rest from conf/data/synthetic.yaml
+
+
+def test_job_folder_names_stay_legal_and_unique_when_cut():
+    from odn_lightning.config import JOB_DIRNAME_BYTES, job_dirname
+
+    assert job_dirname(3, "model-odn+seed-1") == "3_model-odn+seed-1"
+    assert job_dirname(0, "") == "0" and job_dirname(1, "ckpt_path-a/b.ckpt") == "1_ckpt_path-a_b.ckpt"
+    long_a, long_b = (f"{'data.some_key-1+' * 20}model-{m}" for m in ("brnet", "odn"))
+    cut_a, cut_b = job_dirname(0, long_a), job_dirname(0, long_b)
+    assert len(cut_a.encode()) <= JOB_DIRNAME_BYTES and cut_a != cut_b  # the hash of all tells them apart

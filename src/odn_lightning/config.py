@@ -40,8 +40,8 @@ def project_root() -> str:
     return os.getcwd()
 
 
-# Longest job folder name: well under the 255 bytes of ext4 and others, with room for what is inside.
-JOB_DIRNAME_BYTES = 120
+# Longest job folder name: under the 255 bytes a name may have on ext4 and others.
+JOB_DIRNAME_BYTES = 200
 
 
 def job_dirname(number: int | str, overrides: str) -> str:
