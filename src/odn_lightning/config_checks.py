@@ -234,7 +234,8 @@ def _value(cfg: DictConfig, key: str, example: str) -> Any:
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Raise ConfigError, one line, for the first bad value of the composed config; None when fine."""
+    """Raise ConfigError, one line, for the first bad value of the composed config. When fine, a scheme
+    named by its YAML file is replaced in `cfg` by its declaration (`config.inline_declared_scheme`)."""
     filled_later = _value(cfg, "data.name", "synthetic") == FROM_CHECKPOINT
     for key, check, example in CHECKS:
         value = _value(cfg, key, example)
