@@ -151,16 +151,8 @@ def _cell(
     several seeds "mean ± std", with "*" where it differs from `reference` beyond twice the pooled std."""
     key = f"test/{split}/{key}"
     values = run.values(key)
-    if not values:
-        return "-"
-    if len(values) == 1:
-        number = values[0]
-        return "NaN" if number is None or number != number else f"{number * scale:.{digits}f}"
-    stats = mean_std(values)
-    if stats is None:
-        return "NaN"
-    mark = " *" if beyond_noise(run, reference, key) else ""
-    return f"{stats[0] * scale:.{digits}f} ± {stats[1] * scale:.{digits}f}{mark}"
+    mark = " *" if len(values) > 1 and beyond_noise(run, reference, key) else ""
+    return compare.stat_cell(values, scale, digits, len(values)) + mark
 
 
 def _size(run: SweepRun, key: str, scale: float, digits: int) -> str:
