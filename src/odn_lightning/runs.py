@@ -30,6 +30,7 @@ from .data.records import AnnotationError, ImageDecodeError
 from .data.synthetic.storage import SyntheticLockError
 from .models import PretrainedWeightsUnavailable
 from .module import NonFiniteError
+from .reports import truncated_splits
 
 log = logging.getLogger(__name__)
 
@@ -331,12 +332,12 @@ def summary_table(title: str, metrics: Mapping[str, float | None]) -> tuple[Tabl
     table.add_column("faces", justify="right")
     for header, _ in columns:
         table.add_column(header, justify="right")
-    truncated = False
+    truncated = truncated_splits(metrics, splits)
     for split in splits:
-        faces, in_split = metrics.get(f"test/{split}/faces"), metrics.get(f"test/{split}/faces_in_split")
+        faces = metrics.get(f"test/{split}/faces")
         count = "-" if faces is None else f"{faces:.0f}"
-        if faces is not None and in_split is not None and faces < in_split:
-            count, truncated = f"{faces:.0f} of {in_split:.0f} *", True
+        if split in truncated:
+            count = "{} of {} *".format(*truncated[split])
         table.add_row(split, count, *(_summary_cell(metrics, f"test/{split}/{name}") for _, name in columns))
     return table, ["* truncated: trainer.limit_test_batches or skipped bad faces"] if truncated else []
 
