@@ -88,15 +88,13 @@ def read_cofw68(
             report(err, problems)
             continue
         if _has_cofw29_points(image):
-            _check_pairing(path, i, points - 1.0, image)
+            _check_pairing(path, i, points, image)
         occlusion = np.where(occ > 0, OCCLUDED_BY_OBJECT, 0).astype(np.uint8)
         image_path, box = (
             (image.image_path, image.box) if isinstance(image, FaceRecord) else (Path(image), None)
         )
         records.append(
-            FaceRecord(
-                image_path, (points - 1.0).astype(np.float32), occlusion, box=box, annotation=str(path)
-            )
+            FaceRecord(image_path, points.astype(np.float32), occlusion, box=box, annotation=str(path))
         )
     return records
 
@@ -123,7 +121,7 @@ def pairing_evidence(
     offsets, fractions = [], []
     for path, record in zip(numbered, records29, strict=True):
         points, _ = _read_points(path)
-        offset, inter_ocular = corner_offset(points - 1.0, record.landmarks)
+        offset, inter_ocular = corner_offset(points, record.landmarks)
         offsets.append(offset)
         fractions.append(_fraction(offset, inter_ocular))
     offsets, fractions = np.asarray(offsets), np.asarray(fractions)
@@ -186,6 +184,7 @@ def _check_pairing(path: Path, index: int, points68: np.ndarray, record29: FaceR
 
 
 def _read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A `{i}_points.mat`: its 68 points as 0-based pixels (`Points` - 1) and its `Occ` flags."""
     mat = load_mat(path)
     if "Points" not in mat or "Occ" not in mat:
         raise AnnotationError(f"{path}: needs both 'Points' and 'Occ'")
@@ -198,4 +197,4 @@ def _read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise AnnotationError(f"{path}: 'Occ' must be {count} flags of 0 or 1")
     if not np.isfinite(points).all():
         raise AnnotationError(f"{path}: 'Points' has non-finite values")
-    return points, occ
+    return points - 1.0, occ  # Matlab 1-based, as COFW's own
