@@ -4,13 +4,12 @@ https://github.com/HRNet/HRNet-Facial-Landmark-Detection, `lib/datasets/{face300
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
 from ..records import AnnotationError, FaceRecord, report
-from .text import finite_floats
+from .text import finite_floats, read_csv_rows
 
 # Image names HRNet's CSVs spell differently from the files the datasets ship: iBUG's
 # `image_092 _01.jpg` has a space that HRNet's 300W CSVs drop (FaRL maps it the same way). A name is
@@ -54,22 +53,15 @@ def read_hrnet_csv(
     path = Path(csv_file)
     image_root = Path(image_root)
     shift = 1.0 if one_based else 0.0
-    try:
-        with path.open(newline="") as f:
-            rows = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise AnnotationError(f"{path}: cannot read ({err})") from err
-    rows = [r for r in rows if any(c.strip() for c in r)]
-    if len(rows) < 2:
-        raise AnnotationError(f"{path}: no faces (a header row and at least one face are expected)")
-    columns = len(rows[0])
+    (_, header), *rows = read_csv_rows(path)
+    columns = len(header)
     has_box_size = columns % 2 == 1
     num_landmarks = (columns - (5 if has_box_size else 4)) // 2
     if num_landmarks < 1:
         raise AnnotationError(f"{path}: the header has {columns} columns, too few for any landmark")
     first = 2 if has_box_size else 1  # the centre's position among the numbers after the image name
     records = []
-    for row_no, row in enumerate(rows[1:], start=2):
+    for row_no, row in rows:
         where = f"row {row_no}"
         try:
             if len(row) != columns:

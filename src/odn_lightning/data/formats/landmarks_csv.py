@@ -31,7 +31,7 @@ import numpy as np
 
 from ...atomic import atomic_open
 from ..records import OCCLUDED_BY_OBJECT, AnnotationError, FaceRecord, report
-from .text import finite_floats
+from .text import finite_floats, read_csv_rows
 
 IMAGE_COLUMN = "image"
 BOX_COLUMNS = ("box_x_min", "box_y_min", "box_x_max", "box_y_max")
@@ -95,15 +95,7 @@ def read_landmarks_csv(
     path = Path(csv_file)
     image_root = Path(image_root) if image_root is not None else path.parent
     shift = 1.0 if one_based else 0.0
-    try:
-        # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name.
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise AnnotationError(f"{path}: cannot read ({err})") from err
-    numbered = [(n, row) for n, row in enumerate(rows, start=1) if any(cell.strip() for cell in row)]
-    if len(numbered) < 2:
-        raise AnnotationError(f"{path}: no faces (a header row and at least one face are expected)")
+    numbered = read_csv_rows(path)
     image_column, points, visible_columns, box_columns = _columns(path, numbered[0][1])
     columns = len(numbered[0][1])
     coordinates = [c for xy in points for c in xy]

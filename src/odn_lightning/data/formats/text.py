@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,21 @@ def read_annotation_text(path: Path) -> str:
         return path.read_text()
     except (OSError, UnicodeDecodeError) as err:
         raise AnnotationError(f"{path}: cannot read ({err})") from err
+
+
+def read_csv_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """A CSV annotation file's non-blank rows with their row numbers in the file: a header, then at
+    least one face, else AnnotationError naming the file."""
+    try:
+        # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name.
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise AnnotationError(f"{path}: cannot read ({err})") from err
+    numbered = [(n, row) for n, row in enumerate(rows, start=1) if any(cell.strip() for cell in row)]
+    if len(numbered) < 2:
+        raise AnnotationError(f"{path}: no faces (a header row and at least one face are expected)")
+    return numbered
 
 
 def finite_floats(path: Path, where: str, tokens: Sequence[str]) -> np.ndarray:
