@@ -34,7 +34,7 @@ SEEDS ?= 1
 SEED_ARG = $(if $(filter 1,$(SEEDS)),,seed=$(shell seq -s, 0 $$(( $(SEEDS) - 1 ))))
 
 .PHONY: help install train eval test lint format data-synthetic data-check clean clean-all \
-	ablation mechanism table4 compare reproduce-300w reproduce-cofw reproduce-aflw
+	ablation mechanism table4 compare predict export reproduce-300w reproduce-cofw reproduce-aflw
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -52,6 +52,15 @@ train: install ## Train ODN on the embedded synthetic faces (quickstart, about 7
 eval: install ## Evaluate a checkpoint: make eval CKPT=path/to/last.ckpt [ARGS="data=..."]
 	@test -n "$(CKPT)" || { echo "error: set CKPT=path/to/checkpoint.ckpt"; exit 2; }
 	$(PY) -m odn_lightning.eval ckpt_path=$(CKPT) $(ARGS)
+
+export: install ## Export a checkpoint to ONNX (or TorchScript) with its metadata: make export CKPT=path/to/last.ckpt [ARGS="format=torchscript"]
+	@test -n "$(CKPT)" || { echo "error: set CKPT=path/to/checkpoint.ckpt"; exit 2; }
+	$(PY) -m odn_lightning.export ckpt_path=$(CKPT) $(ARGS)
+
+predict: install ## Landmarks on your photos, folder, video or camera: make predict CKPT=path/to/last.ckpt INPUT=photo.jpg|folder|video.mp4|0 [ARGS="detector=haar ..."]
+	@test -n "$(CKPT)" || { echo "error: set CKPT=path/to/checkpoint.ckpt"; exit 2; }
+	@test -n "$(INPUT)" || { echo "error: set INPUT=an image, a folder, a video or a camera index"; exit 2; }
+	$(PY) -m odn_lightning.predict ckpt_path=$(CKPT) input=$(INPUT) annotate=true $(ARGS)
 
 test: install ## Run the test suite (CPU only, about 4 minutes on 2 cores)
 	$(PY) -m pytest $(PYTEST_ARGS)

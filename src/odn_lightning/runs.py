@@ -28,6 +28,9 @@ from .config_checks import ConfigError
 from .data.datamodule import DataRootError, DataValidationError
 from .data.records import AnnotationError, ImageDecodeError
 from .data.synthetic.storage import SyntheticLockError
+from .inference.detectors import DetectorError
+from .inference.exporting import ExportError
+from .inference.media import MediaError
 from .models import PretrainedWeightsUnavailable
 from .module import NonFiniteError
 from .reports import truncated_splits
@@ -56,6 +59,9 @@ USER_ERRORS = (
     OutputWriteError,
     NonFiniteError,
     FileNotFoundError,
+    MediaError,
+    DetectorError,
+    ExportError,
 )
 
 

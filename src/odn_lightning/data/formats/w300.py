@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...atomic import atomic_write_text
 from ..records import AnnotationError, FaceRecord, report
 from .text import read_annotation_text
 
@@ -59,12 +60,12 @@ def read_pts(path: str | Path) -> np.ndarray:
 
 
 def write_pts(path: str | Path, landmarks: np.ndarray) -> None:
-    """Write (N, 2) 0-based pixel coordinates as a 300W `.pts` file (1-based)."""
+    """Write (N, 2) 0-based pixel coordinates as a 300W `.pts` file (1-based), atomically."""
     landmarks = np.asarray(landmarks, dtype=np.float64)
     lines = ["version: 1", f"n_points: {len(landmarks)}", "{"]
     lines += [f"{x + 1.0:.3f} {y + 1.0:.3f}" for x, y in landmarks]
     lines.append("}")
-    Path(path).write_text("\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def occlusion_path(image_path: Path) -> Path:

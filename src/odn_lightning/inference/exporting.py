@@ -1,0 +1,453 @@
+"""Export a trained network for consumers outside the suite: ONNX (any runtime) or TorchScript (C++).
+
+Each exported model gets a metadata file beside it, `<model file>.json` (`odn.onnx` + `odn.onnx.json`),
+holding what a consumer needs to use it without the suite: the input (name, layout, size), the
+normalisation, how the crop is cut, what the outputs mean and how to map them back to pixels, the
+landmark scheme, and where the model came from (checkpoint and its sha256, versions).
+
+Every file is written atomically (`odn_lightning.atomic`): a model file is whole or absent.
+TorchScript is an export format only: the suite never loads one for its own inputs (a TorchScript file
+is code), so `predict` runs the eager network or an ONNX model (`odn_lightning.inference.runtimes`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import io
+import json
+import logging
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..atomic import atomic_write_bytes, atomic_write_text
+from ..imagenet import IMAGENET_MEAN, IMAGENET_STD
+from .model import TrainedModel
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+METADATA_VERSION = 1
+INPUT_NAME = "images"
+LANDMARKS = "landmarks"
+OCCLUSION_MAP = "occlusion_map"
+DEFAULT_OPSET = 18
+# The batch of the example input a model is exported or traced with: not 1, which torch.export and
+# the tracer may treat as a constant.
+EXAMPLE_BATCH = 2
+
+CROP_MATRIX = (
+    "box = [x0, y0, x1, y1] in image pixels (0-based, pixel centres on integers); "
+    "side = max(x1 - x0, y1 - y0) * (1 + margin); scale = image_size / side; "
+    "cx = (x0 + x1) / 2 + 0.5; cy = (y0 + y1) / 2 + 0.5; left = cx - side / 2; top = cy - side / 2; "
+    "matrix (image pixels -> crop pixels) = [[scale, 0, (0.5 - left) * scale - 0.5], "
+    "[0, scale, (0.5 - top) * scale - 0.5]]; the crop is cv2.warpAffine(image, matrix, "
+    "(image_size, image_size), flags=INTER_LINEAR, borderMode=BORDER_CONSTANT) (zeros outside the image)"
+)
+CROP_BOXES = {
+    "landmarks": "the tight box of the face's landmarks (min and max of x and y); from a face detector, "
+    "crop about the detector's box, then crop again about the tight box of the first prediction",
+    "dataset": "the dataset's own face box (a detector's box stands for it)",
+}
+
+
+class ExportError(ValueError):
+    """An exported model or its metadata that cannot be written, read or used; `str()` is one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))
+
+
+class ExportableNetwork(nn.Module):
+    """The network with plain tensor outputs, as exporters want: images (B, 3, S, S) ->
+    (landmarks (B, L, 2),) or, with the distillation module, (landmarks, occlusion_map (B, 1, n, n))."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.has_occlusion_map = getattr(net, "distillation", None) is not None
+
+    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
+        outputs = self.net(images)
+        if self.has_occlusion_map:
+            return outputs[LANDMARKS], outputs[OCCLUSION_MAP]
+        return (outputs[LANDMARKS],)
+
+    @property
+    def output_names(self) -> list[str]:
+        return [LANDMARKS, OCCLUSION_MAP] if self.has_occlusion_map else [LANDMARKS]
+
+
+def metadata_path(model_path: str | Path) -> Path:
+    """Where an exported model's metadata lies: `<model file>.json` beside it (`odn.onnx.json`), so that
+    both formats of one network can share a folder."""
+    path = Path(model_path)
+    return path.with_name(path.name + ".json")
+
+
+def network_file_stem(variant: str) -> str:
+    """A file name for a network variant: "ODN (GM+LM+DM)" -> odn, "BRNet" -> brnet, "+GM+DM" ->
+    gm_dm, "BRNet, conv_pool readout" -> brnet_conv_pool (the names of conf/model)."""
+    base, _, readout = variant.partition(", ")
+    name = "odn" if base.startswith("ODN") else base.strip().strip("+").replace("+", "_").lower()
+    if readout:
+        name += "_" + readout.removesuffix(" readout")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "network"
+
+
+def example_input(image_size: int, batch: int = EXAMPLE_BATCH, seed: int = 0) -> Tensor:
+    """Random crops (B, 3, S, S), about the spread of ImageNet-normalised images."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 3, image_size, image_size, generator=generator)
+
+
+def _sha256(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def suite_version() -> str:
+    from .. import __version__
+
+    if __version__:
+        return str(__version__)
+    try:
+        return importlib.metadata.version("odn-lightning")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# ---------------------------------------------------------------------------------------- metadata
+
+
+def export_metadata(
+    model: TrainedModel, format: str, model_file: str, *, opset: int | None = None
+) -> dict[str, Any]:
+    """What a consumer needs to pre- and post-process the exported model without the suite."""
+    if format not in FORMATS:
+        raise ExportError(f"format={format}: expected one of {', '.join(FORMATS)}")
+    size = model.image_size
+    scheme = model.metadata()["scheme"]
+    occlusion = None
+    if model.has_occlusion_map:
+        with torch.no_grad():
+            cells = int(model.net.eval()(example_input(size, 1))[OCCLUSION_MAP].shape[-1])
+        occlusion = {
+            "name": OCCLUSION_MAP,
+            "shape": ["batch", 1, cells, cells],
+            "dtype": "float32",
+            "meaning": "P in [0, 1], the distillation module's map over the crop: the features of cells "
+            "with a low P are suppressed as occluded; the n x n cells divide the whole crop evenly",
+            "occlusion_score": "1 - P read at the point: P interpolated bilinearly at the landmark's "
+            "crop-frame (x, y), as torch.nn.functional.grid_sample(P, points, mode='bilinear', "
+            "padding_mode='border', align_corners=False): cell (i, j)'s centre (row i, column j) is at "
+            "x = (2 j + 1) / n - 1, y = (2 i + 1) / n - 1; beyond the outer centres the border value holds",
+        }
+    metadata: dict[str, Any] = {
+        "metadata_version": METADATA_VERSION,
+        "format": format,
+        "model_file": model_file,
+        "input": {
+            "name": INPUT_NAME,
+            "layout": "NCHW",
+            "channels": "RGB",
+            "dtype": "float32",
+            "shape": ["batch", 3, size, size],
+            "batch": "dynamic" if format == "onnx" else "any (traced)",
+        },
+        "image_size": size,
+        "normalisation": {
+            "formula": "input = (pixel / 255 - mean) / std per RGB channel (pixel: 0..255), in float32",
+            "scale": 1.0 / 255.0,
+            "mean": [round(float(v), 7) for v in IMAGENET_MEAN],
+            "std": [round(float(v), 7) for v in IMAGENET_STD],
+        },
+        "crop": {
+            "image_size": size,
+            "margin": model.crop_margin,
+            "box": model.crop_box,
+            "box_meaning": CROP_BOXES.get(model.crop_box, model.crop_box),
+            "matrix": CROP_MATRIX,
+        },
+        "outputs": {
+            LANDMARKS: {
+                "name": LANDMARKS,
+                "shape": ["batch", scheme["num_landmarks"], 2],
+                "dtype": "float32",
+                "frame": "(x, y) per point in the crop frame [-1, 1]: -1 and +1 are the crop's outer "
+                "edges (pixel i of the crop spans [i, i + 1))",
+                "to_crop_pixels": "x_px = ((x + 1) * image_size - 1) / 2, y_px likewise (0-based, pixel "
+                "centres on integers)",
+                "to_image_pixels": "solve matrix[:, :2] @ p + matrix[:, 2] = crop pixels for p (the "
+                "inverse of the crop matrix, e.g. cv2.invertAffineTransform)",
+            },
+            OCCLUSION_MAP: occlusion,
+        },
+        "scheme": scheme,
+        "network": model.variant,
+        "trained_on": model.data_name,
+        "checkpoint": {
+            "path": str(Path(model.checkpoint).absolute()),
+            "sha256": _sha256(Path(model.checkpoint)),
+        },
+        "versions": {"odn_lightning": suite_version(), "torch": torch.__version__},
+    }
+    if format == "onnx":
+        import onnx
+
+        metadata["versions"]["onnx"] = onnx.__version__
+        metadata["opset"] = int(opset if opset is not None else DEFAULT_OPSET)
+    return metadata
+
+
+def write_metadata(path: str | Path, metadata: dict[str, Any]) -> Path:
+    """The metadata as JSON (indented, UTF-8), written atomically."""
+    return atomic_write_text(path, json.dumps(metadata, indent=2, allow_nan=False) + "\n")
+
+
+# Keys every metadata file has, and what each holds.
+REQUIRED_KEYS: dict[str, type | tuple[type, ...]] = {
+    "format": str,
+    "model_file": str,
+    "input": dict,
+    "image_size": int,
+    "normalisation": dict,
+    "crop": dict,
+    "outputs": dict,
+    "scheme": dict,
+    "network": str,
+}
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """An exported model's metadata, checked for the keys a consumer relies on; one line on any problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ExportError(
+            f"{path}: no metadata file; an exported model needs the .json written beside it by "
+            "python -m odn_lightning.export"
+        ) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ExportError(
+            f"{path}: cannot read the metadata ({getattr(err, 'strerror', None) or err})"
+        ) from None
+    try:
+        metadata = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ExportError(f"{path}: not JSON metadata ({err}); export the model again") from None
+    if not isinstance(metadata, dict):
+        raise ExportError(f"{path}: the metadata is not a JSON object; export the model again")
+    for key, kind in REQUIRED_KEYS.items():
+        if not isinstance(metadata.get(key), kind) or isinstance(metadata.get(key), bool):
+            raise ExportError(f"{path}: the metadata lacks a valid '{key}'; export the model again")
+    problems = {
+        "format": metadata["format"] in FORMATS,
+        "image_size": metadata["image_size"] >= 1,
+        "input.name": isinstance(metadata["input"].get("name"), str),
+        "normalisation.mean": _three_numbers(metadata["normalisation"].get("mean")),
+        "normalisation.std": _three_numbers(metadata["normalisation"].get("std"), positive=True),
+        "normalisation.scale": _number(metadata["normalisation"].get("scale")),
+        "crop.margin": _number(metadata["crop"].get("margin")),
+        "crop.box": isinstance(metadata["crop"].get("box"), str),
+        f"outputs.{LANDMARKS}": isinstance(metadata["outputs"].get(LANDMARKS), dict),
+        f"outputs.{OCCLUSION_MAP}": isinstance(metadata["outputs"].get(OCCLUSION_MAP), (dict, type(None))),
+        "scheme.num_landmarks": isinstance(metadata["scheme"].get("num_landmarks"), int)
+        and metadata["scheme"]["num_landmarks"] >= 1,
+    }
+    for key, good in problems.items():
+        if not good:
+            raise ExportError(f"{path}: the metadata's '{key}' is missing or invalid; export the model again")
+    return metadata
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _three_numbers(value: Any, positive: bool = False) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 3
+        and all(_number(v) and (not positive or v > 0) for v in value)
+    )
+
+
+def has_occlusion_map(metadata: dict[str, Any]) -> bool:
+    return metadata["outputs"].get(OCCLUSION_MAP) is not None
+
+
+# ------------------------------------------------------------------------------------------ export
+
+
+def _checked_path(path: str | Path, format: str) -> Path:
+    path = Path(path)
+    if path.suffix != FORMATS[format]:
+        raise ExportError(f"{path}: a {format} model's file name ends in {FORMATS[format]}")
+    return path
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    # The exporter's passes log every step at INFO, which a Hydra run's root logger shows.
+    loggers = [logging.getLogger(name) for name in ("onnx_ir", "onnxscript", "torch.onnx", "torch.export")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def export_onnx(model: TrainedModel, path: str | Path, opset: int = DEFAULT_OPSET) -> Path:
+    """The network as an ONNX model with a dynamic batch ("images" -> "landmarks"[, "occlusion_map"]),
+    checked by onnx.checker and written atomically. Uses torch.onnx's torch.export-based exporter."""
+    import onnx
+
+    path = _checked_path(path, "onnx")
+    wrapper = ExportableNetwork(model.net.eval()).eval()
+    batch = torch.export.Dim("batch", min=1)
+    try:
+        with _quiet_exporter():
+            program = torch.onnx.export(
+                wrapper,
+                (example_input(model.image_size),),
+                None,
+                dynamo=True,
+                verbose=False,
+                input_names=[INPUT_NAME],
+                output_names=wrapper.output_names,
+                dynamic_shapes={"images": {0: batch}},
+                opset_version=opset,
+            )
+        proto = program.model_proto
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ExportError(
+            f"torch.onnx could not export {model.variant} (opset {opset}): {reason[:300]}"
+        ) from err
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as err:
+        raise ExportError(f"the exported ONNX model is not valid: {str(err).splitlines()[0][:300]}") from err
+    names = ([i.name for i in proto.graph.input], [o.name for o in proto.graph.output])
+    if names != ([INPUT_NAME], wrapper.output_names):
+        raise ExportError(
+            f"the exported ONNX model has inputs/outputs {names}, not {INPUT_NAME} -> {wrapper.output_names}"
+        )
+    return atomic_write_bytes(path, proto.SerializeToString())
+
+
+@contextlib.contextmanager
+def _quiet_tracing():
+    # torch.jit's deprecation notices, and the tracer's notes about the GM's shape check (the crop size
+    # is fixed; the batch dimension is checked below by running other batch sizes).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        yield
+
+
+def load_torchscript(path: str | Path) -> torch.jit.ScriptModule:
+    """Load a TorchScript model this process exported itself (for checks and tests: a TorchScript file
+    is code; the suite never loads one it was given)."""
+    with _quiet_tracing():
+        return torch.jit.load(str(path), map_location="cpu")
+
+
+def export_torchscript(model: TrainedModel, path: str | Path) -> Path:
+    """The network traced to TorchScript (images -> tuple of tensors), checked at batch sizes other
+    than the traced one, and written atomically."""
+    path = _checked_path(path, "torchscript")
+    wrapper = ExportableNetwork(model.net.eval()).eval()
+    example = example_input(model.image_size)
+    try:
+        with _quiet_tracing(), torch.no_grad():
+            traced = torch.jit.trace(wrapper, (example,), check_trace=False)
+            for batch in (1, EXAMPLE_BATCH + 1):
+                images = example_input(model.image_size, batch, seed=batch)
+                diff = max_abs_difference(wrapper(images), traced(images))
+                if not diff <= 1e-5:
+                    raise ExportError(
+                        f"the traced {model.variant} does not generalise to batch {batch} "
+                        f"(max abs difference {diff:.3g})"
+                    )
+            buffer = io.BytesIO()
+            torch.jit.save(traced, buffer)
+    except ExportError:
+        raise
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ExportError(f"torch.jit.trace could not export {model.variant}: {reason[:300]}") from err
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def max_abs_difference(expected: tuple[Tensor, ...] | list, actual: tuple[Tensor, ...] | list) -> float:
+    """The largest absolute difference over paired outputs (tensors or arrays); inf when their number or
+    shapes differ."""
+    if len(expected) != len(actual):
+        return float("inf")
+    worst = 0.0
+    for a, b in zip(expected, actual, strict=True):
+        a = a.detach().cpu().numpy() if isinstance(a, Tensor) else np.asarray(a)
+        b = b.detach().cpu().numpy() if isinstance(b, Tensor) else np.asarray(b)
+        if a.shape != b.shape:
+            return float("inf")
+        worst = max(worst, float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0)))
+    return worst
+
+
+def export_model(
+    model: TrainedModel,
+    output_dir: str | Path,
+    format: str,
+    name: str | None = None,
+    opset: int = DEFAULT_OPSET,
+) -> tuple[Path, Path]:
+    """Export `model` to `output_dir/<name><ext>` with its metadata beside it; (model path, metadata path)."""
+    if format not in FORMATS:
+        raise ExportError(f"format={format}: expected one of {', '.join(FORMATS)}")
+    stem = name or network_file_stem(model.variant)
+    path = Path(output_dir) / f"{stem}{FORMATS[format]}"
+    if format == "onnx":
+        export_onnx(model, path, opset=opset)
+    else:
+        export_torchscript(model, path)
+    metadata = export_metadata(model, format, path.name, opset=opset if format == "onnx" else None)
+    return path, write_metadata(metadata_path(path), metadata)
+
+
+def verify_export(
+    model: TrainedModel, path: str | Path, format: str, batch_sizes: tuple[int, ...] = (1, 3), seed: int = 0
+) -> float:
+    """Run the exported model (through its metadata, as a consumer would) and the eager network on the same
+    random crops; the largest absolute difference over every output and batch size."""
+    from .runtimes import EagerRuntime, OnnxRuntime
+
+    eager = EagerRuntime(model.net, model.image_size)
+    exported = OnnxRuntime(path) if format == "onnx" else None
+    scripted = load_torchscript(path) if format == "torchscript" else None
+    worst = 0.0
+    for batch in batch_sizes:
+        crops = example_input(model.image_size, batch, seed=seed + batch).numpy()
+        expected = eager(crops).as_tuple()
+        if exported is not None:
+            actual = exported(crops).as_tuple()
+        else:
+            with torch.inference_mode():
+                actual = tuple(t.numpy() for t in scripted(torch.from_numpy(crops)))
+        worst = max(worst, max_abs_difference(expected, actual))
+    return worst

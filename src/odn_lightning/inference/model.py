@@ -1,0 +1,99 @@
+"""A trained network and the crop it was trained with, read from a checkpoint for inference.
+
+The checkpoint is read weights-only and its network rebuilt from the suite's registry, as `eval` does
+(`odn_lightning.registry`): a checkpoint is data, never code. What a consumer needs besides the
+weights, the crop (side, margin, whose box) and the landmark scheme, comes from the run config the
+checkpoint stores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+from torch import nn
+
+from ..callbacks import RUN_CONFIG_KEY
+from ..checkpoints import CheckpointError, load_checkpoint
+from ..schemes import LandmarkScheme, get_scheme, scheme_declaration
+
+# What the crop is cut around when the run config does not say (the suite's defaults, conf/data/_landmarks.yaml).
+DEFAULT_CROP_MARGIN = 0.25
+DEFAULT_CROP_BOX = "landmarks"
+
+
+@dataclass
+class TrainedModel:
+    """The network (eval mode, CPU) and what its inputs and outputs mean.
+
+    net: images (B, 3, S, S), ImageNet-normalised RGB -> {"landmarks": (B, L, 2) crop frame,
+        "occlusion_map": (B, 1, n, n) P, with the DM}.
+    image_size: S; crop_margin, crop_box: the crop is the square about the face box enlarged by
+        `crop_margin`, the box being the landmarks' tight box ("landmarks") or the dataset's ("dataset").
+    """
+
+    net: nn.Module
+    image_size: int
+    crop_margin: float
+    crop_box: str
+    scheme: LandmarkScheme
+    variant: str
+    data_name: str | None
+    checkpoint: Path
+
+    @property
+    def has_occlusion_map(self) -> bool:
+        return getattr(self.net, "distillation", None) is not None
+
+    def metadata(self) -> dict[str, Any]:
+        """Plain values describing the crop, scheme and network, under the keys an exported model's
+        metadata uses for them (`exporting.export_metadata`), so predict reads either alike."""
+        return {
+            "image_size": self.image_size,
+            "crop": {"image_size": self.image_size, "margin": self.crop_margin, "box": self.crop_box},
+            "scheme": scheme_declaration(self.scheme),
+            "network": self.variant,
+            "trained_on": self.data_name,
+            "checkpoint": str(self.checkpoint),
+            "occlusion_map": self.has_occlusion_map,
+        }
+
+
+def load_trained_model(ckpt_path: str | Path) -> TrainedModel:
+    """The network of a training run's checkpoint, with its crop and scheme; one line on any problem
+    (missing, corrupt, unsafe, or no run config)."""
+    from ..registry import build_model  # the registry imports the whole training stack
+
+    path = Path(ckpt_path)
+    checkpoint = load_checkpoint(path)
+    run = checkpoint.get(RUN_CONFIG_KEY)
+    if not isinstance(run, dict) or not isinstance(run.get("model"), dict) or "net" not in run["model"]:
+        raise CheckpointError(
+            f"ckpt_path={path} holds no run config; pass the .ckpt file of an odn-lightning training run"
+        )
+    where = f"ckpt_path={path}"
+    run_config = OmegaConf.create(run)
+    model = build_model(OmegaConf.to_container(run_config.model, resolve=True), where)
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"{where}: its weights do not fit the network its config describes ({err})"
+        ) from err
+    data = run.get("data") if isinstance(run.get("data"), dict) else {}
+    image_size = data.get("image_size") or run["model"].get("image_size")
+    if not isinstance(image_size, int) or image_size < 1:
+        raise CheckpointError(f"{where}: its run config gives no crop size (data.image_size)")
+    net = model.net.eval()
+    return TrainedModel(
+        net=net,
+        image_size=int(image_size),
+        crop_margin=float(data.get("crop_margin", DEFAULT_CROP_MARGIN)),
+        crop_box=str(data.get("crop_box", DEFAULT_CROP_BOX)),
+        scheme=get_scheme(run["model"].get("scheme") or data.get("scheme")),
+        variant=str(getattr(net, "variant", type(net).__name__)),
+        data_name=data.get("name"),
+        checkpoint=path,
+    )

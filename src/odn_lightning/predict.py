@@ -1,0 +1,213 @@
+"""Landmarks on your own photos, folders, videos and camera: `python -m odn_lightning.predict
+ckpt_path=PATH input=PATH|CAMERA_INDEX` (or `odn-predict`, `make predict`).
+
+A face detector (`detector=hog|haar|boxes|none`, conf/detector/) finds the faces, each face is cropped
+as the checkpoint's training crops were, the network runs in batches (eager PyTorch, or ONNX Runtime
+with `runtime=onnx`) and its points are mapped back to image pixels, with each point's occlusion score
+where the network has the distillation module. What is written: `odn_lightning.inference.outputs`.
+A folder or video never stops on one file or frame: what was skipped, and why, is listed at the end
+and in `skipped.csv`. The run fails (exit 1) only when no face was found at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from . import runs
+from .checkpoints import CheckpointError
+from .config import CONFIG_DIR
+from .inference.detectors import FaceDetector
+from .inference.exporting import export_model, metadata_path, read_metadata
+from .inference.media import Skipped, open_media
+from .inference.model import load_trained_model
+from .inference.outputs import PredictionOutputs
+from .inference.pipeline import LandmarkPredictor, no_face_reason
+from .inference.runtimes import EagerRuntime, OnnxRuntime, Runtime
+from .schemes import get_scheme, scheme_from_declaration
+
+log = logging.getLogger(__name__)
+RUNTIMES = ("eager", "onnx")
+SKIPPED_SHOWN = 10
+
+
+def _device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise runs.RunError(f"device={name}, but no CUDA device is visible; use device=cpu or device=auto")
+    return name
+
+
+def load_runtime(cfg: DictConfig) -> tuple[Runtime, dict[str, Any]]:
+    """The network to run and the metadata of its crop and scheme (`inference.model.TrainedModel.metadata`
+    or the exported model's metadata file)."""
+    if cfg.runtime not in RUNTIMES:
+        raise runs.RunError(f"runtime={cfg.runtime}; choose one of {', '.join(RUNTIMES)}")
+    if cfg.onnx_path:
+        if cfg.ckpt_path:
+            raise runs.RunError("give ckpt_path= or onnx_path=, not both")
+        runtime = OnnxRuntime(cfg.onnx_path, threads=cfg.threads)
+        return runtime, read_metadata(metadata_path(cfg.onnx_path))
+    if not cfg.ckpt_path:
+        raise CheckpointError(
+            "no model given: pass ckpt_path=PATH/TO/run/checkpoints/last.ckpt (or onnx_path=MODEL.onnx)"
+        )
+    model = load_trained_model(cfg.ckpt_path)
+    if cfg.runtime == "onnx":
+        # Exported into this run's directory first: the run keeps the model it used.
+        path, metadata_file = export_model(model, Path(cfg.paths.output_dir), "onnx")
+        return OnnxRuntime(path, threads=cfg.threads), read_metadata(metadata_file)
+    return EagerRuntime(model.net, model.image_size, device=_device(cfg.device)), model.metadata()
+
+
+def check_scheme(expected: Any, metadata: dict[str, Any], where: str) -> None:
+    """`expect_scheme=NAME` asks for a model of that landmark scheme: another is refused in one line."""
+    if expected in (None, ""):
+        return
+    wanted = get_scheme(expected)
+    stored = scheme_from_declaration(metadata["scheme"])
+    if (wanted.name, wanted.num_landmarks) != (stored.name, stored.num_landmarks):
+        raise CheckpointError(
+            f"{where} predicts the {stored.num_landmarks}-point scheme {stored.name}, but expect_scheme={wanted.name} "
+            f"({wanted.num_landmarks} points) was asked for; use a checkpoint trained on {wanted.name}"
+        )
+
+
+def build_detector(cfg: DictConfig, metadata: dict[str, Any]) -> FaceDetector:
+    node = OmegaConf.to_container(cfg.detector, resolve=True)
+    if "crop_margin" in node and node["crop_margin"] is None:
+        node["crop_margin"] = metadata["crop"]["margin"]  # detector=none: the crop is the whole image
+    return instantiate(node)
+
+
+def predict(cfg: DictConfig) -> dict[str, Any]:
+    if OmegaConf.is_missing(cfg, "input") or cfg.input in (None, ""):
+        raise runs.RunError("no input given: pass input=IMAGE, FOLDER, VIDEO or a camera index (input=0)")
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    runtime, metadata = load_runtime(cfg)
+    where = f"ckpt_path={cfg.ckpt_path}" if cfg.ckpt_path else f"onnx_path={cfg.onnx_path}"
+    check_scheme(cfg.expect_scheme, metadata, where)
+    detector = build_detector(cfg, metadata)
+    media = open_media(cfg.input, max_frames=cfg.max_frames, frame_step=cfg.frame_step)
+    predictor = LandmarkPredictor(
+        runtime,
+        detector,
+        image_size=int(metadata["image_size"]),
+        crop_margin=float(metadata["crop"]["margin"]),
+        crop_box=str(metadata["crop"]["box"]),
+        batch_size=int(cfg.batch_size),
+        refine=int(cfg.refine),
+        max_faces=cfg.max_faces,
+    )
+    scheme = scheme_from_declaration(metadata["scheme"])
+    output_dir = Path(cfg.paths.output_dir)
+    outputs = PredictionOutputs(
+        output_dir,
+        run={
+            "input": str(cfg.input),
+            "model": metadata,
+            "runtime": runtime.name,
+            "detector": detector.name,
+            "refine": predictor.refine,
+            "no_face_reason": no_face_reason(detector),
+        },
+        num_landmarks=scheme.num_landmarks,
+        has_occlusion=runtime.has_occlusion_map,
+        relative_to=media.root,
+        save_pts=bool(cfg.save_pts),
+        annotate_images=bool(cfg.annotate),
+        overlay_map=bool(cfg.overlay_map),
+        video_fps=media.fps if media.kind in ("video", "camera") else None,
+    )
+    started = time.perf_counter()
+    interrupted = False
+    progress = tqdm(
+        total=len(media) or None,
+        unit=media.kind if media.kind != "folder" else "image",
+        disable=not cfg.progress,
+        dynamic_ncols=True,
+    )
+    try:
+        for item in predictor.predict_frames(media):
+            if isinstance(item, Skipped):
+                outputs.skip(item)
+            else:
+                outputs.add(item)
+            progress.update(1)
+    except KeyboardInterrupt:
+        interrupted = True  # a camera stops with Ctrl-C; what was found is still written
+    finally:
+        progress.close()
+        written = outputs.write()
+    seconds = time.perf_counter() - started
+    summary = {
+        "faces": len(outputs.faces),
+        "images or frames read": outputs.frames,
+        "skipped": len(outputs.skipped),
+        "seconds": round(seconds, 2),
+        **predictor.timings(),
+    }
+    runs.write_run_record(
+        output_dir,
+        {
+            "run_dir": str(output_dir),
+            "input": str(cfg.input),
+            "checkpoint": str(cfg.ckpt_path or cfg.onnx_path),
+            "detector": detector.name,
+            "runtime": runtime.name,
+            **summary,
+            "files": {name: str(path) for name, path in written.items()},
+        },
+    )
+    _print_summary(outputs, summary, written, interrupted)
+    if not outputs.faces:
+        listed = f"listed in {output_dir / 'skipped.csv'}"
+        if not outputs.frames:  # nothing could be read: say why, from the first input skipped
+            first = outputs.skipped[0]["reason"] if outputs.skipped else "the input holds no image or frame"
+            raise runs.RunError(f"nothing could be read from input={cfg.input}: {first} ({listed})")
+        raise runs.RunError(
+            f"no face found in {outputs.frames} image(s) or frame(s) of input={cfg.input} ({listed}); "
+            + no_face_reason(detector)
+        )
+    return summary
+
+
+def _print_summary(outputs: PredictionOutputs, summary: dict, written: dict, interrupted: bool) -> None:
+    lines = [
+        f"odn-predict: {summary['faces']} face(s) in {summary['images or frames read']} image(s) or frame(s)"
+        + (" (interrupted)" if interrupted else "")
+    ]
+    if summary.get("detector_ms_per_image") is not None:
+        lines.append(
+            f"  detector {summary['detector_ms_per_image']:.1f} ms per image, network "
+            f"{summary.get('network_ms_per_face') or 0:.1f} ms per face"
+        )
+    for name, path in written.items():
+        lines.append(f"  {name}: {path}")
+    if outputs.skipped:
+        lines.append(f"  skipped {len(outputs.skipped)}:")
+        for item in outputs.skipped[:SKIPPED_SHOWN]:
+            frame = "" if item["frame"] is None else f" frame {item['frame']}"
+            lines.append(f"    {item['source']}{frame}: {item['reason']}")
+        if len(outputs.skipped) > SKIPPED_SHOWN:
+            lines.append(f"    ... and {len(outputs.skipped) - SKIPPED_SHOWN} more in skipped.csv")
+    print("\n".join(lines), flush=True)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
+def main(cfg: DictConfig) -> None:
+    runs.run_reporting_user_errors(predict, cfg)
+
+
+if __name__ == "__main__":
+    main()
