@@ -21,7 +21,7 @@ import skimage.data
 import torch
 
 from odn_lightning.inference.detectors import HaarDetector, HogDetector
-from odn_lightning.inference.exporting import export_metadata, export_onnx, write_metadata
+from odn_lightning.inference.exporting import export_model
 from odn_lightning.inference.media import Frame
 from odn_lightning.inference.model import TrainedModel
 from odn_lightning.inference.runtimes import EagerRuntime, OnnxRuntime
@@ -66,8 +66,7 @@ def main() -> None:
         for name, switches in NETWORKS.items():
             net = ODN(68, **switches).eval()
             model = TrainedModel(net, size, 0.25, "landmarks", get_scheme("ibug68"), name, None, Path("untrained"))
-            path = export_onnx(model, Path(folder) / f"{name.split()[0]}.onnx")
-            write_metadata(path.with_suffix(".json"), export_metadata(model, "onnx", path.name))
+            path, _ = export_model(model, Path(folder), "onnx")
             runtimes = {"eager": EagerRuntime(net, size), "onnx": OnnxRuntime(path, threads=args.threads)}
             for batch in (1, 32):
                 crops = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)

@@ -82,10 +82,12 @@ def check_scheme(expected: Any, metadata: dict[str, Any], where: str) -> None:
         )
 
 
-def build_detector(cfg: DictConfig, metadata: dict[str, Any]) -> FaceDetector:
+def build_detector(cfg: DictConfig, metadata: dict[str, Any], input_root: Path | None) -> FaceDetector:
     node = OmegaConf.to_container(cfg.detector, resolve=True)
     if "crop_margin" in node and node["crop_margin"] is None:
         node["crop_margin"] = metadata["crop"]["margin"]  # detector=none: the crop is the whole image
+    if "root" in node and node["root"] is None:
+        node["root"] = input_root  # detector=boxes: image names may be relative to the input folder
     return instantiate(node)
 
 
@@ -97,8 +99,8 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     runtime, metadata = load_runtime(cfg)
     where = f"ckpt_path={cfg.ckpt_path}" if cfg.ckpt_path else f"onnx_path={cfg.onnx_path}"
     check_scheme(cfg.expect_scheme, metadata, where)
-    detector = build_detector(cfg, metadata)
     media = open_media(cfg.input, max_frames=cfg.max_frames, frame_step=cfg.frame_step)
+    detector = build_detector(cfg, metadata, media.root)
     predictor = LandmarkPredictor(
         runtime,
         detector,

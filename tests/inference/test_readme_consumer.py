@@ -1,0 +1,52 @@
+"""README's "detector and crop steps" example, run as written against an exported model: a consumer
+with ONNX Runtime and dlib alone gets predict's points and occlusion scores (refine=0, dlib's box)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from odn_lightning.inference.exporting import export_model
+from odn_lightning.inference.model import load_trained_model
+from odn_lightning.inference.pipeline import LandmarkPredictor
+from odn_lightning.inference.runtimes import OnnxRuntime
+
+ROOT = Path(__file__).resolve().parents[2]
+PHOTO = ROOT / "tests" / "assets" / "photos" / "takeo.png"
+MARKER = "<!-- consumer example: tests/inference/test_readme_consumer.py runs this block -->"
+PATHS_LINE = 'model_file, photo = "odn.onnx", "photo.jpg"'
+
+
+def readme_example() -> str:
+    text = (ROOT / "README.md").read_text()
+    assert MARKER in text, "README lost its consumer example"
+    block = re.search(r"```python\n(.*?)```", text[text.index(MARKER) :], re.S)
+    assert block is not None and PATHS_LINE in block.group(1)
+    return block.group(1)
+
+
+def test_readme_consumer_example_gives_predicts_landmarks(trained_run, tmp_path):
+    model = load_trained_model(trained_run / "checkpoints" / "last.ckpt")
+    assert model.has_occlusion_map
+    model_path, _ = export_model(model, tmp_path, "onnx")
+    code = readme_example().replace(PATHS_LINE, f"model_file, photo = {str(model_path)!r}, {str(PHOTO)!r}")
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own example
+    faces = namespace["faces"]
+    assert len(faces) == 1
+
+    import dlib
+
+    image = cv2.cvtColor(cv2.imread(str(PHOTO)), cv2.COLOR_BGR2RGB)
+    found = dlib.get_frontal_face_detector()(image, 1)[0]
+    box = np.array([found.left(), found.top(), found.right() + 1, found.bottom() + 1], dtype=np.float64)
+    predictor = LandmarkPredictor(
+        OnnxRuntime(model_path), None, model.image_size, model.crop_margin, refine=0
+    )
+    _, points, scores, _, _ = predictor.predict_faces([image], [box])[0]
+    np.testing.assert_allclose(faces[0][0], points, atol=1e-3)
+    # cv2.remap weighs its four pixels in 1/32 steps: the scores agree to about 1e-4, not to float precision.
+    np.testing.assert_allclose(faces[0][1], scores, atol=1e-3)
