@@ -33,6 +33,7 @@ from odn_lightning.models import ODN
 from odn_lightning.schemes import get_scheme
 
 from ..helpers.cli import run_cli
+from ..helpers.configs import compose_config
 
 SIZE = 64
 TOLERANCE = 1e-4
@@ -338,7 +339,11 @@ def test_export_cli_writes_model_and_metadata(trained_run, tmp_path, fmt, suffix
 
 
 @pytest.mark.slow
-def test_export_cli_refuses_a_bad_format_and_a_corrupt_checkpoint(tmp_path):
+def test_export_refuses_a_bad_format_and_a_corrupt_checkpoint_in_one_line(tmp_path, capsys):
+    """In process, through the entry point's own error handling (the CLI test above starts the program)."""
+    from odn_lightning import runs
+    from odn_lightning.export import export
+
     corrupt = tmp_path / "corrupt.ckpt"
     corrupt.write_bytes(b"PK\x03\x04 truncated")
     for args, start in (
@@ -349,8 +354,10 @@ def test_export_cli_refuses_a_bad_format_and_a_corrupt_checkpoint(tmp_path):
         ([f"ckpt_path={corrupt}"], f"error: ckpt_path={corrupt} is not a readable checkpoint"),
         ([], "error: no checkpoint given"),
     ):
-        result = run_cli("odn_lightning.export", *args, f"hydra.run.dir={tmp_path / 'out'}")
-        assert result.returncode == 1, result.stderr[-2000:]
-        assert error_line(result).startswith(start), result.stderr[-2000:]
-        assert "Traceback" not in result.stderr
+        cfg = compose_config("export", args, tmp_path / "out")
+        with pytest.raises(SystemExit) as exit_info:
+            runs.run_reporting_user_errors(export, cfg)
+        assert exit_info.value.code == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err and err[-1].startswith(start), err
     assert not list((tmp_path / "out").glob("*.onnx"))

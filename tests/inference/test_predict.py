@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from odn_lightning import runs
 from odn_lightning.crop import face_box
 from odn_lightning.data.formats.w300 import read_pts, read_pts_folder
 from odn_lightning.inference.media import Frame
@@ -186,9 +187,12 @@ def test_image_with_no_face_fails_in_one_line(tmp_path, checkpoint):
         (["input=IMAGE", "ckpt_path=CORRUPT"], "not a readable checkpoint"),
         (["input=MISSING"], "no such file or folder"),
         (["input=UNREADABLE"], "cannot decode"),
+        (["input=IMAGE", "detector=boxes"], "boxes=PATH"),
+        (["input=IMAGE", "runtime=tensorrt"], "runtime=tensorrt"),
     ],
 )
-def test_bad_input_fails_in_one_line(tmp_path, checkpoint, arguments, expected):
+def test_bad_input_fails_in_one_line(tmp_path, checkpoint, capsys, arguments, expected):
+    """In process, through the entry point's own error handling (the test above starts the program)."""
     corrupt = tmp_path / "corrupt.ckpt"
     corrupt.write_bytes(checkpoint.read_bytes()[:1000])
     unreadable = tmp_path / "unreadable.jpg"
@@ -202,13 +206,12 @@ def test_bad_input_fails_in_one_line(tmp_path, checkpoint, arguments, expected):
     arguments = [a.split("=")[0] + "=" + values.get(a.split("=")[1], a.split("=")[1]) for a in arguments]
     if not any(a.startswith("ckpt_path=") for a in arguments):
         arguments.append(f"ckpt_path={checkpoint}")
-    result = run_cli(
-        "odn_lightning.predict", *arguments, "progress=false", f"hydra.run.dir={tmp_path / 'run'}"
-    )
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert lines and lines[-1].startswith("error: ") and expected in lines[-1], result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
+    cfg = predict_config(tmp_path, *arguments)
+    with pytest.raises(SystemExit) as exit_info:
+        runs.run_reporting_user_errors(predict, cfg)
+    assert exit_info.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines and lines[-1].startswith("error: ") and expected in lines[-1], lines
 
 
 def test_frame_results_come_in_input_order_across_batches(checkpoint):
