@@ -142,7 +142,10 @@ def test_grid_error_text_is_white_at_top_left():
     labelled = prediction_grid(images, points, points, errors=np.array([0.041]))
     corner = (slice(0, H // 3), slice(0, W // 2))
     assert not plain[corner].any()
-    assert (labelled[corner] == 255).all(axis=-1).any()
+    # Anti-aliased (LINE_AA): at this size OpenCV 4 draws the strokes' cores at about 251, not 255.
+    text = labelled[corner]
+    white = (text >= 200).all(axis=-1) & (text.max(axis=-1) == text.min(axis=-1))
+    assert white.any()
 
 
 @pytest.mark.parametrize(

@@ -129,7 +129,8 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         save_pts=bool(cfg.save_pts),
         annotate_images=bool(cfg.annotate),
         overlay_map=bool(cfg.overlay_map),
-        video_fps=media.fps if media.kind in ("video", "camera") else None,
+        # A video whose header gives no rate is written at 25 frames per second.
+        video_fps=(media.fps or 25.0) if media.kind in ("video", "camera") else None,
     )
     started = time.perf_counter()
     interrupted = False

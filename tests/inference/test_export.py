@@ -320,19 +320,28 @@ def error_line(result) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt, suffix", [("onnx", ".onnx"), ("torchscript", ".pt")])
-def test_export_cli_writes_model_and_metadata(trained_run, tmp_path, fmt, suffix):
+@pytest.mark.parametrize("fmt, suffix, as_program", [("onnx", ".onnx", True), ("torchscript", ".pt", False)])
+def test_export_writes_model_and_metadata(trained_run, tmp_path, capsys, fmt, suffix, as_program):
+    """ONNX through the program as a user starts it; TorchScript in process (the same entry point)."""
+    from odn_lightning.export import export
+
     ckpt = trained_run / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
     out = tmp_path / "out"
-    result = run_cli("odn_lightning.export", f"ckpt_path={ckpt}", f"format={fmt}", f"hydra.run.dir={out}")
-    assert result.returncode == 0, result.stderr[-3000:]
+    arguments = [f"ckpt_path={ckpt}", f"format={fmt}"]
+    if as_program:
+        result = run_cli("odn_lightning.export", *arguments, f"hydra.run.dir={out}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        stdout = result.stdout
+    else:
+        export(compose_config("export", arguments, out))
+        stdout = capsys.readouterr().out
     model_file = out / f"odn{suffix}"
     assert model_file.is_file() and (out / f"odn{suffix}.json").is_file()
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     meta = read_metadata(out / f"odn{suffix}.json")
     assert meta["format"] == fmt and meta["model_file"] == model_file.name and meta["image_size"] == 64
-    assert f"model: {model_file}" in result.stdout and "max abs diff" in result.stdout
+    assert f"model: {model_file}" in stdout and "max abs diff" in stdout
     if fmt == "onnx":
         runtime = OnnxRuntime(model_file)
         assert runtime(crops(2)).landmarks.shape == (2, 68, 2)

@@ -98,7 +98,7 @@ def _dim(value: Any) -> int | None:
 
 class OnnxRuntime(Runtime):
     """An exported ONNX model (`python -m odn_lightning.export format=onnx`) in ONNX Runtime, CUDA first
-    where available, else CPU. Its metadata file (`<model stem>.json` beside it) is read and the model's
+    where available, else CPU. Its metadata file (`<model file>.json` beside it, `odn.onnx.json`) is read and the model's
     input and outputs checked against it: a missing or corrupt model or metadata is one ExportError line.
 
     threads: ONNX Runtime's intra-op threads (None: its default, one per core)."""
