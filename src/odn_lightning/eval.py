@@ -22,7 +22,7 @@ from .callbacks import RUN_CONFIG_KEY, HyperparametersToLoggers
 from .checkpoints import CheckpointError, load_checkpoint
 from .config import CONFIG_DIR, overridden
 from .config_checks import check_config
-from .registry import build_datamodule, build_model
+from .registry import build_datamodule, build_trained_model
 from .schemes import get_scheme
 
 STORED_DATA = "from_checkpoint"
@@ -83,13 +83,9 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
     L.seed_everything(cfg.seed, workers=True)
     where = f"ckpt_path={cfg.ckpt_path}"
     runs.log_to_run_file()
-    model = build_model(OmegaConf.to_container(cfg.model, resolve=True), where)
-    try:
-        model.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as err:
-        raise CheckpointError(
-            f"{where}: its weights do not fit the network its config describes ({err})"
-        ) from err
+    model = build_trained_model(
+        OmegaConf.to_container(cfg.model, resolve=True), checkpoint["state_dict"], where
+    )
     datamodule = build_datamodule(OmegaConf.to_container(cfg.data, resolve=True), where)
     callbacks = runs.instantiate_each(cfg.get("callbacks"))
     test_nmes = [f"test/{split}/nme" for split in OmegaConf.select(cfg, "data.test_splits") or []]

@@ -72,6 +72,18 @@ def build_model(model: Mapping, where: str) -> LandmarkModule:
     return build(node, MODULES, "model", where, net=net, objective=objective)
 
 
+def build_trained_model(model: Mapping, state_dict: Mapping, where: str) -> LandmarkModule:
+    """`build_model` with a checkpoint's weights loaded; weights that do not fit refuse it in one line."""
+    module = build_model(model, where)
+    try:
+        module.load_state_dict(state_dict)
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"{where}: its weights do not fit the network its config describes ({err})"
+        ) from err
+    return module
+
+
 def build_datamodule(data: Mapping, where: str) -> LandmarkDataModule:
     """The data module a run config describes (plain settings only)."""
     return build(data, DATA_MODULES, "data", where)

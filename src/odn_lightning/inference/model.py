@@ -64,7 +64,7 @@ class TrainedModel:
 def load_trained_model(ckpt_path: str | Path) -> TrainedModel:
     """The network of a training run's checkpoint, with its crop and scheme; one line on any problem
     (missing, corrupt, unsafe, or no run config)."""
-    from ..registry import build_model  # the registry imports the whole training stack
+    from ..registry import build_trained_model  # the registry imports the whole training stack
 
     path = Path(ckpt_path)
     checkpoint = load_checkpoint(path)
@@ -75,13 +75,9 @@ def load_trained_model(ckpt_path: str | Path) -> TrainedModel:
         )
     where = f"ckpt_path={path}"
     run_config = OmegaConf.create(run)
-    model = build_model(OmegaConf.to_container(run_config.model, resolve=True), where)
-    try:
-        model.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as err:
-        raise CheckpointError(
-            f"{where}: its weights do not fit the network its config describes ({err})"
-        ) from err
+    model = build_trained_model(
+        OmegaConf.to_container(run_config.model, resolve=True), checkpoint["state_dict"], where
+    )
     data = run.get("data") if isinstance(run.get("data"), dict) else {}
     image_size = data.get("image_size") or run["model"].get("image_size")
     if not isinstance(image_size, int) or image_size < 1:
