@@ -55,6 +55,12 @@ class LandmarkModule(L.LightningModule):
     channels_last: NHWC convolutions (faster on CPUs and tensor-core GPUs).
     image_size: the crop side; given, Lightning's model summary runs one image through the network
         and shows its sizes and FLOPs.
+    check_finite_every_n_steps: with on_non_finite="error", how often the device is asked whether
+        the steps since the last check were finite (reading a GPU tensor waits for the GPU): 1 checks
+        after every optimiser step and names that step's batch; n > 1 lets n steps queue without a
+        wait and names the steps of the window. The training step itself never waits for the device.
+    compile: options of torch.compile for the network (`{mode: max-autotune}`, `{backend: inductor}`,
+        ...); None: eager.
     on_non_finite: what a training batch whose input, loss (any eq.-3 term) or gradient is not
         finite does: "error" stops the run naming the step, the term and the batch's images; "skip"
         leaves the weights untouched for that batch, logs the same line and counts it in
@@ -75,10 +81,16 @@ class LandmarkModule(L.LightningModule):
         channels_last: bool = True,
         image_size: int | None = None,
         on_non_finite: str = "error",
+        check_finite_every_n_steps: int = 1,
+        compile: Mapping | None = None,
     ) -> None:
         super().__init__()
         if on_non_finite not in ON_NON_FINITE:
             raise ValueError(f"model.on_non_finite={on_non_finite!r}; choose one of {ON_NON_FINITE}")
+        if type(check_finite_every_n_steps) is not int or check_finite_every_n_steps < 1:
+            raise ValueError(
+                f"model.check_finite_every_n_steps={check_finite_every_n_steps!r}; give a whole number >= 1"
+            )
         # Plain values only: the network and the partials are rebuilt from the run's config.
         self.save_hyperparameters(logger=False, ignore=["net", "objective", "optimizer", "scheduler"])
         self.net = net
@@ -102,6 +114,12 @@ class LandmarkModule(L.LightningModule):
         self.baseline_metrics = nn.ModuleDict()
         self.occlusion_metrics = nn.ModuleDict()  # per split: the AUROCs of the occlusion map P
         self.skipped_batches = 0
+        # on_non_finite=error: each step's finiteness stays on the device and is read every n steps.
+        self._finite: Tensor | None = None
+        self._unchecked_since: int | None = None
+        self._last_terms: dict[str, Tensor] | None = None
+        self._batch_step: int | None = None
+        self.compile_options = dict(compile) if compile else None
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
@@ -153,7 +171,9 @@ class LandmarkModule(L.LightningModule):
     def _where(self, batch: Batch) -> str:
         images = ", ".join(str(path) for path in batch["image_path"][:8])
         more = len(batch["image_path"]) - 8
-        return f"step {self.global_step} (epoch {self.current_epoch}), batch of {images}" + (
+        # After its optimiser step (on_train_batch_end) a batch is still named by the step it began.
+        step = self._batch_step if self._batch_step is not None else self.global_step
+        return f"step {step} (epoch {self.current_epoch}), batch of {images}" + (
             f" and {more} more" if more > 0 else ""
         )
 
@@ -165,17 +185,29 @@ class LandmarkModule(L.LightningModule):
         self.skipped_batches += 1
         log.warning(f"{message}; skipped (model.on_non_finite=skip)")
 
+    def configure_model(self) -> None:
+        if self.compile_options is not None and not getattr(self.net, "_odn_compiled", False):
+            # Compiled in place (nn.Module.compile): parameter names and checkpoints stay those of eager.
+            self.net.compile(**self.compile_options)
+            self.net._odn_compiled = True
+
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
-        if not torch.isfinite(batch["image"]).all():
-            self._non_finite(batch, "the input image tensor")
-            return None
-        _, terms = self._step(batch)
-        broken = [name for name, value in terms.items() if not torch.isfinite(value).all()]
-        if broken:
-            # `loss` is the sum: name the eq.-3 terms that made it non-finite.
-            names = [name for name in broken if name != "loss"] or ["loss"]
-            self._non_finite(batch, f"the eq.-3 term {', '.join(names)}")
-            return None
+        if self.hparams.on_non_finite == "skip":
+            # Skipping needs the answer before the optimiser step: these checks wait for the device.
+            if not torch.isfinite(batch["image"]).all():
+                self._non_finite(batch, "the input image tensor")
+                return None
+            _, terms = self._step(batch)
+            broken = [name for name, value in terms.items() if not torch.isfinite(value).all()]
+            if broken:
+                # `loss` is the sum: name the eq.-3 terms that made it non-finite.
+                names = [name for name in broken if name != "loss"] or ["loss"]
+                self._non_finite(batch, f"the eq.-3 term {', '.join(names)}")
+                return None
+        else:
+            # No host-device synchronisation here: finiteness is read after the step (on_train_batch_end).
+            _, terms = self._step(batch)
+            self._last_terms = {name: value.detach() for name, value in terms.items()}
         size = len(batch["image"])
         self.log("train/loss", terms["loss"], prog_bar=True, batch_size=size)
         loss = terms["loss"].detach()
@@ -188,7 +220,14 @@ class LandmarkModule(L.LightningModule):
 
     def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
         grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if not grads or torch.isfinite(torch.stack([g.norm() for g in grads]).sum()):
+        if not grads:
+            return
+        finite = torch.isfinite(torch.stack([g.norm() for g in grads]).sum())
+        if self.hparams.on_non_finite == "error":
+            # Kept on the device with the step's other checks; read in on_train_batch_end.
+            self._record_finite(finite, torch.isfinite(self._current_batch["image"]).all())
+            return
+        if finite:
             return
         names = [
             n for n, p in self.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()
@@ -197,10 +236,75 @@ class LandmarkModule(L.LightningModule):
         for p in self.parameters():  # skip: without gradients the optimiser leaves the weights alone
             p.grad = None
 
+    def _record_finite(self, *flags: Tensor) -> None:
+        terms = self._last_terms or {}
+        together = torch.stack([*flags, *(torch.isfinite(v).all() for v in terms.values())]).all()
+        self._finite = together if self._finite is None else self._finite & together
+
+    def on_train_batch_end(self, outputs, batch: Batch, batch_idx: int) -> None:
+        try:
+            self._check_finite(batch)
+        finally:
+            self._batch_step = None  # later messages (validation) name the current step
+
+    def _check_finite(self, batch: Batch, force: bool = False) -> None:
+        """Read the steps' finiteness every n steps (`force`: now, e.g. at the end of an epoch)."""
+        if self.hparams.on_non_finite != "error":
+            return
+        if self._last_terms is not None and self._finite is None:
+            # No optimiser step ran (a non-finite loss leaves no gradients): check the terms alone.
+            self._record_finite(torch.isfinite(batch["image"]).all())
+        step = self._batch_step if self._batch_step is not None else self.global_step
+        if self._unchecked_since is None:
+            self._unchecked_since = step
+        every = self.hparams.check_finite_every_n_steps
+        if self._finite is None or (not force and every > 1 and (step - self._unchecked_since) < every - 1):
+            return
+        finite, self._finite = self._finite, None
+        first, self._unchecked_since = self._unchecked_since, None
+        if bool(finite):  # the one read of the device, every n steps
+            return
+        if every > 1:
+            raise NonFiniteError(
+                f"between steps {first} and {step}: an input, eq.-3 term or gradient is not "
+                f"finite (checked every {every} steps; model.check_finite_every_n_steps=1 names the "
+                f"batch); {HINT}"
+            )
+        self._raise_non_finite(batch)
+
+    def _raise_non_finite(self, batch: Batch) -> None:
+        """Name what was not finite in the step just taken: the input, an eq.-3 term or a gradient."""
+        if not torch.isfinite(batch["image"]).all():
+            self._non_finite(batch, "the input image tensor")
+        terms = self._last_terms or {}
+        broken = [name for name, value in terms.items() if not torch.isfinite(value).all()]
+        if broken:
+            names = [name for name in broken if name != "loss"] or ["loss"]
+            self._non_finite(batch, f"the eq.-3 term {', '.join(names)}")
+        names = [
+            n for n, p in self.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()
+        ]
+        self._non_finite(batch, f"the gradient of {', '.join(names[:4]) or 'a parameter'}")
+
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
         self._current_batch = batch  # for naming the batch's images when its gradient is not finite
+        self._batch_step = self.global_step
+
+    def _check_pending_steps(self) -> None:
+        """The last steps of a window shorter than n, before validation uses the weights and at the end
+        of an epoch."""
+        if self._finite is not None:
+            self._batch_step = self.global_step - 1
+            try:
+                self._check_finite(self._current_batch, force=True)
+            finally:
+                self._batch_step = None
+
+    def on_validation_epoch_start(self) -> None:
+        self._check_pending_steps()
 
     def on_train_epoch_end(self) -> None:
+        self._check_pending_steps()
         if self.hparams.on_non_finite == "skip":
             self.log("train/skipped_batches", float(self.skipped_batches))
 
