@@ -97,6 +97,9 @@ table4: install ## Collect the newest ablation sweep into Table 4 (Markdown + ov
 compare: install ## Compare runs and sweeps: a row per setting labelled by its overrides, seeds as mean ± std, overlaid CEDs: make compare RUNS="DIR ..." [ARGS=...]
 	$(PY) -m odn_lightning.compare $(RUNS) $(ARGS)
 
+bench: install ## Speed on this machine: train step per Table-4 row, nuclear norms, data path, inference -> experiments/bench/<device>.json|.md [ARGS="sections=[train] repeats=5 ..."]
+	$(PY) -m odn_lightning.bench $(ARGS)
+
 reproduce-300w: install ## Tables 1-2, Fig. 3: ODN on 300W (common, challenging, full): ROOT=/path/to/300W
 	$(PY) -m odn_lightning.data_check data=w300 $(ROOT_ARG)
 	$(PY) -m odn_lightning.train experiment=paper_300w $(ROOT_ARG) $(ARGS)

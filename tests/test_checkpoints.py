@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from odn_lightning import runs
 from odn_lightning.callbacks import RUN_CONFIG_KEY
 from odn_lightning.checkpoints import AtomicCheckpointIO, CheckpointError, CheckpointWriteError
 from odn_lightning.eval import evaluate
@@ -95,17 +96,23 @@ def test_a_corrupt_checkpoint_is_one_line_naming_it(last_ckpt, tmp_path, content
     assert message.startswith(f"ckpt_path={bad} is not a readable checkpoint") and "\n" not in message
 
 
-def test_eval_cli_refuses_without_checkpoint_or_with_a_corrupt_one(tmp_path):
+def test_eval_cli_refuses_without_checkpoint_or_with_a_corrupt_one(tmp_path, capsys):
+    """One case as a user starts the program; the others in process, through the same error handling."""
     bad = tmp_path / "empty.ckpt"
     bad.write_bytes(b"")
+    result = run_cli("odn_lightning.eval", f"ckpt_path={bad}", f"hydra.run.dir={tmp_path / 'eval'}")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"error: ckpt_path={bad} is not a readable checkpoint"), result.stderr[-2000:]
     for args, start in (
         ([], "error: no checkpoint given: pass ckpt_path="),
-        ([f"ckpt_path={bad}"], f"error: ckpt_path={bad} is not a readable checkpoint"),
         ([f"ckpt_path={tmp_path / 'missing.ckpt'}"], "error: ckpt_path="),
     ):
-        result = run_cli("odn_lightning.eval", *args, f"hydra.run.dir={tmp_path / 'eval'}")
-        assert result.returncode == 1
-        assert result.stderr.strip().splitlines()[-1].startswith(start), result.stderr[-2000:]
+        cfg = compose_config("eval", args, tmp_path / "eval")
+        with pytest.raises(SystemExit) as exit_info:
+            runs.run_reporting_user_errors(evaluate, cfg, args)
+        assert exit_info.value.code == 1
+        assert capsys.readouterr().err.strip().splitlines()[-1].startswith(start)
 
 
 def test_eval_takes_overrides_of_the_stored_data_config(last_ckpt, tmp_path):

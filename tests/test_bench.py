@@ -1,0 +1,137 @@
+"""The benchmark entry point (`python -m odn_lightning.bench`), in process at a tiny size."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from odn_lightning import bench
+from odn_lightning.config_checks import ConfigError
+
+from .helpers.configs import compose_config
+
+# One repeat of everything at 64 px, batch 2: the keys and ratios, not the speeds.
+TINY_BENCH = [
+    "image_size=64",
+    "batch_size=2",
+    "repeats=1",
+    "warmup=0",
+    "device=cpu",
+    "threads=1",  # the tests share the machine: no spinning thread pools
+    "train.rows=[brnet,odn]",
+    "nuclear.dims=[8,16]",
+    "data.faces=3",
+    "data.render_size=256",
+    "data.samples=3",
+    "inference.networks=[odn]",
+    "inference.batch_sizes=[1,2]",
+]
+
+
+def _overrides(tmp_path, *extra: str) -> list[str]:
+    return [
+        *TINY_BENCH,
+        f"data.root={tmp_path / 'faces'}",
+        f"output_dir={tmp_path / 'bench'}",
+        *extra,
+    ]
+
+
+def _positive_finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+@pytest.mark.slow
+def test_bench_writes_every_section(tmp_path):
+    cfg = compose_config("bench", _overrides(tmp_path), tmp_path / "run")
+    threads = torch.get_num_threads()
+    out = bench.bench(cfg)
+    assert torch.get_num_threads() == threads  # restored
+    device = bench.device_slug(bench.resolve_device("cpu"))
+    assert device.startswith("cpu-") and device.endswith("cores")
+    assert out["json"] == tmp_path / "bench" / f"{device}.json"
+    result = json.loads(out["json"].read_text())
+    assert result["device"] == device
+    assert result["environment"]["threads"] == 1
+    assert result["settings"]["section_wall_s"].keys() == set(bench.SECTIONS)
+    assert set(bench.SECTIONS) <= result.keys()
+
+    train = result["train"]
+    assert set(train["rows"]) == {"brnet", "odn"}
+    for row in train["rows"].values():
+        assert _positive_finite(row["median_ms"]) and _positive_finite(row["images_per_s"])
+        assert _positive_finite(row["ratio_to_baseline"]) and _positive_finite(row["max_rss_mib"])
+    assert train["rows"]["brnet"]["ratio_to_baseline"] == 1.0
+    assert train["rows"]["odn"]["weight_penalty"] == "decoupled"  # the paper recipe's
+    terms = {"nuclear_M", "frobenius_M", "frobenius_conv", "frobenius_fc", "l1_P"}
+    for mode in ("loss", "decoupled"):
+        shares = train["term_shares"][mode]
+        assert set(shares["terms"]) == terms
+        assert all(math.isfinite(t["share"]) for t in shares["terms"].values())
+        assert _positive_finite(shares["step_ms"]) and _positive_finite(shares["coord_l2_only_ms"])
+    assert set(train["terms_alone"]["terms"]) == terms
+
+    for d in ("8", "16"):
+        methods = result["nuclear"]["dims"][d]
+        for method in ("svd", "newton_schulz"):
+            assert _positive_finite(methods[method]["median_ms"])
+            assert methods[method]["value_rel_error"] < 1e-3
+            assert methods[method]["grad_max_abs_error"] < 1e-2
+        assert _positive_finite(methods["newton_schulz_over_svd"])
+
+    data = result["data"]
+    assert data["faces"] == 3 and "uncached" in data["cache"]
+    assert data["model_images_per_s"] == train["rows"]["odn"]["images_per_s"]
+    for kind in ("train", "eval"):
+        assert _positive_finite(data[kind]["samples_per_s_per_worker"])
+        assert _positive_finite(data[kind]["data_over_model"])
+
+    odn = result["inference"]["networks"]["odn"]
+    assert set(odn["runtimes"]) == {"eager", "torchscript", "onnx"}
+    for by_batch in odn["runtimes"].values():
+        assert set(by_batch) == {"1", "2"}
+        assert all(_positive_finite(v["ms_per_face"]) for v in by_batch.values())
+    assert set(odn["ratios_to_eager"]) == {"torchscript_batch1", "onnx_batch1"}
+    assert all(_positive_finite(v) for v in odn["ratios_to_eager"].values())
+
+    text = out["markdown"].read_text()
+    assert out["markdown"] == tmp_path / "bench" / f"{device}.md"
+    for heading in (
+        "## Train step",
+        "### ODN step by eq.-3 term",
+        "## Nuclear norm",
+        "## Data path",
+        "## Inference",
+    ):
+        assert heading in text
+    assert "| brnet | BRNet |" in text
+
+
+def test_a_section_switched_off_is_absent(tmp_path):
+    cfg = compose_config("bench", _overrides(tmp_path, "sections=[nuclear]"), tmp_path / "run")
+    result = json.loads(bench.bench(cfg)["json"].read_text())
+    assert "nuclear" in result
+    assert not {"train", "data", "inference"} & result.keys()
+    text = (tmp_path / "bench" / f"{result['device']}.md").read_text()
+    assert "## Nuclear norm" in text and "## Train step" not in text and "## Data path" not in text
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("sections=[train,speed]", "unknown section 'speed'"),
+        ("device=tpu", "device=tpu"),
+        ("train.rows=[brnet,odn_plus]", "unknown model config 'odn_plus'"),
+        ("repeats=0", "repeats=0"),
+        ("threads=0", "threads=0"),
+    ],
+)
+def test_a_bad_setting_fails_in_one_line(tmp_path, override, words):
+    cfg = compose_config("bench", _overrides(tmp_path, override), tmp_path / "run")
+    with pytest.raises(ConfigError) as info:
+        bench.bench(cfg)
+    assert words in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "bench").exists()
