@@ -83,11 +83,13 @@ def test_bench_writes_every_section(tmp_path):
         assert _positive_finite(methods["newton_schulz_over_svd"])
 
     data = result["data"]
-    assert data["faces"] == 3 and "uncached" in data["cache"]
+    assert data["faces"] == 3 and "cache" in data["cache"]
     assert data["model_images_per_s"] == train["rows"]["odn"]["images_per_s"]
-    for kind in ("train", "eval"):
+    for kind in ("train", "eval", "train_cached", "eval_cached"):
         assert _positive_finite(data[kind]["samples_per_s_per_worker"])
         assert _positive_finite(data[kind]["data_over_model"])
+    for kind in ("train", "eval"):
+        assert _positive_finite(data[kind]["cached_over_uncached"])
 
     odn = result["inference"]["networks"]["odn"]
     assert set(odn["runtimes"]) == {"eager", "torchscript", "onnx"}

@@ -17,6 +17,7 @@ from ..crop import apply_matrix, to_normalised
 from ..datatypes import collate_samples
 from ..metrics import normalisation_for
 from ..schemes import SchemeSpec, get_scheme
+from .crop_cache import attach_crop_cache
 from .dataset import ON_BAD_SAMPLE, LandmarkDataset
 from .formats import PATH_ARGUMENTS, READERS, read_pts_folder
 from .records import DEFAULT_MAX_IMAGE_PIXELS, AnnotationError, FaceRecord, checked, report
@@ -61,6 +62,10 @@ class LandmarkDataModule(L.LightningDataModule):
     `scheme` is the landmark scheme (`odn_lightning.schemes`): a built-in name, a name of
     conf/scheme/ or a declaration; the point count, flip pairs and eye points of every face come from it. `nme_normalisation` is the benchmark's convention for dividing
     errors, kept with the dataset's config; the model config's `nme_normalisation` defaults to it.
+
+    With `cache`, each split's faces are cut once into a memory-mapped crop cache under `cache_dir`
+    (None: `<root>/.cache`), see `crop_cache`; `cache_resolution` is the training patches' pixels per
+    crop pixel.
     """
 
     def __init__(
@@ -90,6 +95,9 @@ class LandmarkDataModule(L.LightningDataModule):
         max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
         expected_counts: Mapping[str, int] | None = None,
         seed: int = 0,
+        cache: bool = True,
+        cache_dir: str | None = None,
+        cache_resolution: float = 1.25,
     ) -> None:
         super().__init__()
         # Plain containers only (no OmegaConf objects): checkpoints hold these and load weights-only.
@@ -209,7 +217,12 @@ class LandmarkDataModule(L.LightningDataModule):
         expected = self.hparams.expected_counts or {}
         return {s: (counts[s], n) for s, n in expected.items() if s in counts and counts[s] != n}
 
-    def _dataset(self, split: str, train: bool) -> LandmarkDataset:
+    @property
+    def cache_dir(self) -> Path:
+        """Where the crop caches go: `data.cache_dir`, else `<data.root>/.cache`."""
+        return Path(self.hparams.cache_dir) if self.hparams.cache_dir else self.root / ".cache"
+
+    def _dataset(self, split: str, train: bool, cache: bool = True) -> LandmarkDataset:
         hp = self.hparams
         augmentation = photometric = occlusion = None
         if train:
@@ -219,7 +232,7 @@ class LandmarkDataModule(L.LightningDataModule):
         records = self.checked_records(split)
         if not train:
             self._check_normaliser(split, records)
-        return LandmarkDataset(
+        dataset = LandmarkDataset(
             records,
             self.scheme,
             split,
@@ -234,6 +247,9 @@ class LandmarkDataModule(L.LightningDataModule):
             bad_samples_dir=hp.bad_samples_dir,
             max_image_pixels=hp.max_image_pixels,
         )
+        if cache and hp.cache:
+            attach_crop_cache(dataset, self.cache_dir, hp.name, hp.cache_resolution)
+        return dataset
 
     def _check_normaliser(self, split: str, records: list[FaceRecord]) -> None:
         # Said before training starts, not at the first validation batch.
@@ -258,7 +274,7 @@ class LandmarkDataModule(L.LightningDataModule):
     def mean_shape(self) -> torch.Tensor:
         """Mean training shape in the evaluation crop's normalised frame: the trivial baseline."""
         dataset = self.datasets.get(self.hparams.train_split) or self._dataset(
-            self.hparams.train_split, False
+            self.hparams.train_split, False, cache=False
         )
         shapes = [
             to_normalised(

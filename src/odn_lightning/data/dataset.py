@@ -34,6 +34,11 @@ ON_BAD_SAMPLE = ("error", "skip")
 DECODE_ADVICE = "fix or remove it, or leave such faces out with data.on_bad_sample=skip"
 
 
+def invert_3x3(matrix: np.ndarray) -> np.ndarray:
+    """The 3x3 inverse of a 2x3 affine matrix."""
+    return np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))
+
+
 def load_image(path, mode: str = "RGB", max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
     """The image in Pillow `mode` ("RGB": HxWx3 uint8) in stored pixel order. Pillow, not OpenCV:
     OpenCV decodes what is left of a truncated JPEG with only a warning, and turns images by their
@@ -114,6 +119,8 @@ class LandmarkDataset(Dataset):
         self.bad_samples_dir = Path(bad_samples_dir) if bad_samples_dir else None
         self.max_image_pixels = max_image_pixels
         self._skipped: set[int] = set()  # faces this process has reported
+        # The split's crop cache (`crop_cache.attach_crop_cache`); None: crops are cut from the images.
+        self.crops = None
         self.occluder_masks = occluder_masks and all(r.mask_path is not None for r in self.records)
         for record in self.records:
             if len(record.landmarks) != scheme.num_landmarks:
@@ -196,7 +203,20 @@ class LandmarkDataset(Dataset):
                 # After mirroring, point i of the scheme sits where point perm[i] was.
                 perm = np.asarray(self.scheme.flip_permutation)
                 landmarks, visible = landmarks[perm], visible[perm]
-        image = warp_crop(load_rgb(record.image_path, self.max_image_pixels), matrix, self.image_size)
+        cached_mask = None
+        if self.crops is not None:
+            # The cached patch: the evaluation crop itself, or (augmented) a larger patch from which
+            # the training crop is cut with original -> crop composed with patch -> original.
+            image, patch_matrix, cached_mask = self.crops.face(index)
+            if self.crops.exact:
+                image = np.array(image)
+            else:
+                to_crop = np.vstack([matrix, [0.0, 0.0, 1.0]]) @ invert_3x3(patch_matrix)
+                image = warp_crop(image, to_crop[:2], self.image_size)
+                if cached_mask is not None:
+                    cached_mask = warp_crop(cached_mask, to_crop[:2], self.image_size, nearest=True)
+        else:
+            image = warp_crop(load_rgb(record.image_path, self.max_image_pixels), matrix, self.image_size)
         if self.photometric is not None:
             self.photometric.set_random_seed(seed + 1)
             image = self.photometric(image=image)["image"]
@@ -219,7 +239,9 @@ class LandmarkDataset(Dataset):
             split=self.split,
             image_path=str(record.image_path),
         )
-        if self.occluder_masks:
+        if self.occluder_masks and cached_mask is not None:
+            sample["occluder_mask"] = torch.from_numpy(np.array(cached_mask))
+        elif self.occluder_masks:
             mask = load_image(record.mask_path, "L", self.max_image_pixels)
             sample["occluder_mask"] = torch.from_numpy(warp_crop(mask, matrix, self.image_size, nearest=True))
         return sample
