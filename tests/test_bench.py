@@ -96,6 +96,7 @@ def test_bench_writes_every_section(tmp_path):
     for by_batch in odn["runtimes"].values():
         assert set(by_batch) == {"1", "2"}
         assert all(_positive_finite(v["ms_per_face"]) for v in by_batch.values())
+        assert all(v["peak_rss_mib"] > 0 and v["rss_increase_mib"] >= 0 for v in by_batch.values())
     assert set(odn["ratios_to_eager"]) == {"torchscript_batch1", "onnx_batch1"}
     assert all(_positive_finite(v) for v in odn["ratios_to_eager"].values())
 

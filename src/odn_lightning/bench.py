@@ -161,6 +161,59 @@ def max_rss_mib() -> float:
     return round(kib / 1024 / (1024 if platform.system() == "Darwin" else 1), 1)
 
 
+def current_rss_mib() -> float | None:
+    """The process's resident memory now, MiB (Linux: /proc/self/statm; elsewhere None)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class MemoryDuring:
+    """Peak memory while a measurement runs: CUDA's allocator peak on a GPU; on a CPU the process's
+    resident memory, sampled every 2 ms by a thread (ru_maxrss is a high-water mark of the whole run,
+    which cannot tell one runtime from the next)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.result: dict[str, float | None] = {}
+
+    def __enter__(self) -> MemoryDuring:
+        import threading
+
+        if self.device.type == "cuda":
+            reset_peak(self.device)
+            return self
+        self.base = current_rss_mib()
+        self.peak = self.base
+        self.stop = threading.Event()
+
+        def sample() -> None:
+            while not self.stop.wait(0.002):
+                now = current_rss_mib()
+                if now is not None and (self.peak is None or now > self.peak):
+                    self.peak = now
+
+        self.thread = threading.Thread(target=sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            self.result = peak_memory(self.device)
+            return
+        self.stop.set()
+        self.thread.join()
+        if self.base is None or self.peak is None:
+            self.result = {"peak_rss_mib": None, "rss_increase_mib": None}
+        else:
+            self.result = {
+                "peak_rss_mib": round(self.peak, 1),
+                "rss_increase_mib": round(self.peak - self.base, 1),
+            }
+
+
 def reset_peak(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -629,10 +682,15 @@ def bench_inference(cfg: DictConfig, device: torch.device) -> dict[str, Any]:
                         crops = np.random.default_rng(cfg.seed).standard_normal(
                             (batch, 3, size, size), np.float32
                         )
-                        times = summary_ms(
-                            timings(lambda r=runner, c=crops: r(c), cfg.repeats, cfg.warmup, sync)
-                        )
-                        by_batch[str(batch)] = {**times, "ms_per_face": round(times["median_ms"] / batch, 4)}
+                        with MemoryDuring(device) as memory:
+                            times = summary_ms(
+                                timings(lambda r=runner, c=crops: r(c), cfg.repeats, cfg.warmup, sync)
+                            )
+                        by_batch[str(batch)] = {
+                            **times,
+                            "ms_per_face": round(times["median_ms"] / batch, 4),
+                            **memory.result,
+                        }
                 except Exception as err:  # one runtime failing (e.g. a traced graph on another device)
                     by_batch = {"error": _reason(err)}
                 by_runtime[runtime] = by_batch
@@ -650,7 +708,12 @@ def bench_inference(cfg: DictConfig, device: torch.device) -> dict[str, Any]:
             }
             networks[name] = entry
             del net, model, runners
-    return {"image_size": size, "batch_sizes": list(cfg.inference.batch_sizes), "networks": networks}
+    return {
+        "image_size": size,
+        "batch_sizes": list(cfg.inference.batch_sizes),
+        "device": device.type,
+        "networks": networks,
+    }
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -790,15 +853,28 @@ def markdown(result: dict[str, Any]) -> str:
         for name, entry in inference["networks"].items():
             for runtime, by_batch in entry["runtimes"].items():
                 if "error" in by_batch:
-                    rows.append([name, runtime, f"failed: {by_batch['error']}", None, None])
+                    rows.append([name, runtime, f"failed: {by_batch['error']}", None, None, None])
                     continue
                 for batch, v in by_batch.items():
-                    rows.append([name, runtime, batch, v["median_ms"], v["ms_per_face"]])
+                    memory = v.get("peak_cuda_memory_mib", v.get("rss_increase_mib"))
+                    rows.append([name, runtime, batch, v["median_ms"], v["ms_per_face"], memory])
         parts += [
             "",
             f"## Inference latency ({inference['image_size']} px crops)",
             "",
-            _table(["network", "runtime", "batch", "ms/call", "ms/face"], rows),
+            _table(
+                [
+                    "network",
+                    "runtime",
+                    "batch",
+                    "ms/call",
+                    "ms/face",
+                    # CUDA: torch's allocator peak (ONNX Runtime's own arena is not in it); CPU: the
+                    # resident memory the calls added to the process, sampled every 2 ms.
+                    "peak MiB (CUDA)" if inference.get("device") == "cuda" else "RSS added, MiB",
+                ],
+                rows,
+            ),
             "",
             _table(
                 ["network", "ratio to eager", "value"],
