@@ -1,7 +1,8 @@
 """Training augmentation of face crops, and the warp that cuts a crop.
 
 Geometry (crop, rotation, scale, translation, flip) is one similarity transform applied in a single
-warp from the original image: one interpolation, real image context in the corners a rotation
+warp from the original image (or, with the face-crop cache, from the face's cached patch, which holds
+every crop the augmentation can draw: `data.crop_cache`): real image context in the corners a rotation
 uncovers, and an exact inverse for mapping predictions back (`odn_lightning.crop`). Photometric and
 occlusion augmentation are albumentations'.
 """
