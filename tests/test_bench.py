@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from odn_lightning import bench
+from odn_lightning import bench, runs
 from odn_lightning.config_checks import ConfigError
 
 from .helpers.configs import compose_config
@@ -50,7 +50,7 @@ def test_bench_writes_every_section(tmp_path):
     threads = torch.get_num_threads()
     out = bench.bench(cfg)
     assert torch.get_num_threads() == threads  # restored
-    device = bench.device_slug(bench.resolve_device("cpu"))
+    device = bench.device_slug(runs.torch_device("cpu"))
     assert device.startswith("cpu-") and device.endswith("cores")
     assert out["json"] == tmp_path / "bench" / f"{device}.json"
     result = json.loads(out["json"].read_text())

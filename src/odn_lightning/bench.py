@@ -40,12 +40,31 @@ from omegaconf import DictConfig, OmegaConf
 from . import runs
 from .atomic import atomic_write_text
 from .config import CONFIG_DIR
-from .config_checks import ConfigError
+from .config_checks import (
+    IMAGE_SIZE_WHY,
+    ConfigError,
+    check_values,
+    int_at_least,
+    non_negative_int,
+    nullable,
+    one_of,
+    positive_int,
+)
+from .losses import WEIGHT_PENALTIES
 
 SECTIONS = ("train", "nuclear", "data", "inference")
 DEVICES = ("auto", "cpu", "cuda")
 NUCLEAR_METHODS = ("svd", "newton_schulz")
 RUNTIMES = ("eager", "torchscript", "onnx")
+# The scalar settings, checked as train's are (config_checks.check_values).
+SETTINGS = (
+    ("device", one_of(DEVICES), "auto"),
+    ("batch_size", positive_int, "32"),
+    ("image_size", int_at_least(32, IMAGE_SIZE_WHY), "224"),
+    ("repeats", positive_int, "10"),
+    ("warmup", non_negative_int, "3"),
+    ("threads", nullable(positive_int), "8"),
+)
 MODEL_DIR = Path(CONFIG_DIR) / "model"
 # Eq. 3's regularisers: the name `LandmarkObjective` reports each under, and its weight's attribute.
 TERM_WEIGHTS = {
@@ -55,17 +74,9 @@ TERM_WEIGHTS = {
     "frobenius_fc": "lam",
     "l1_P": "eta",
 }
-WEIGHT_PENALTIES = ("loss", "decoupled")
 
 
 # ------------------------------------------------------------------------------------------ config
-
-
-def _int_at_least(cfg: DictConfig, key: str, low: int) -> int:
-    value = OmegaConf.select(cfg, key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(f"{key}={value}: expected a whole number >= {low}")
-    return value
 
 
 def _names(cfg: DictConfig, key: str, allowed: Sequence[str] | None, what: str) -> list[str]:
@@ -95,16 +106,8 @@ def model_rows() -> list[str]:
 def check_config(cfg: DictConfig) -> list[str]:
     """The sections to run; ConfigError (one line) for any value the benchmark cannot use."""
     sections = _names(cfg, "sections", SECTIONS, "sections")
-    if cfg.get("device") not in DEVICES:
-        raise ConfigError(f"device={cfg.get('device')}: expected one of {', '.join(DEVICES)}")
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device=cuda: no CUDA device is available here; use device=auto or device=cpu")
-    _int_at_least(cfg, "batch_size", 1)
-    _int_at_least(cfg, "image_size", 32)
-    _int_at_least(cfg, "repeats", 1)
-    _int_at_least(cfg, "warmup", 0)
-    if cfg.get("threads") is not None:
-        _int_at_least(cfg, "threads", 1)
+    check_values(cfg, SETTINGS)
+    runs.torch_device(cfg.device)  # CUDA asked for where there is none: refused here, before any work
     if not cfg.get("output_dir"):
         raise ConfigError("output_dir: give the folder the results go to")
     rows = model_rows()
@@ -112,16 +115,14 @@ def check_config(cfg: DictConfig) -> list[str]:
         chosen = _names(cfg, "train.rows", rows, "model configs")
         if cfg.train.baseline not in chosen:
             raise ConfigError(f"train.baseline={cfg.train.baseline}: expected one of train.rows ({chosen})")
-        if cfg.train.weight_penalty not in (None, *WEIGHT_PENALTIES):
-            raise ConfigError(
-                f"train.weight_penalty={cfg.train.weight_penalty}: expected loss, decoupled or null"
-            )
+        check_values(cfg, [("train.weight_penalty", nullable(one_of(WEIGHT_PENALTIES)), "decoupled")])
     if "nuclear" in sections:
         _ints(cfg, "nuclear.dims")
         _names(cfg, "nuclear.methods", NUCLEAR_METHODS, "methods")
     if "data" in sections:
-        for key in ("data.faces", "data.render_size", "data.samples"):
-            _int_at_least(cfg, key, 1)
+        check_values(
+            cfg, [(key, positive_int, "64") for key in ("data.faces", "data.render_size", "data.samples")]
+        )
     if "inference" in sections:
         _names(cfg, "inference.networks", rows, "model configs")
         _names(cfg, "inference.runtimes", RUNTIMES, "runtimes")
@@ -130,12 +131,6 @@ def check_config(cfg: DictConfig) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ device
-
-
-def resolve_device(choice: str) -> torch.device:
-    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def slug(text: str) -> str:
@@ -912,7 +907,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _bench(cfg: DictConfig, sections: list[str]) -> dict[str, Any]:
-    device = resolve_device(cfg.device)
+    device = runs.torch_device(cfg.device)
     name = device_slug(device)
     result: dict[str, Any] = {
         "device": name,

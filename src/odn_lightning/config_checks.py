@@ -11,7 +11,7 @@ left to it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -233,17 +233,27 @@ def _value(cfg: DictConfig, key: str, example: str) -> Any:
         ) from None
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Raise ConfigError, one line, for the first bad value of the composed config. When fine, a scheme
-    named by its YAML file is replaced in `cfg` by its declaration (`config.inline_declared_scheme`)."""
-    filled_later = _value(cfg, "data.name", "synthetic") == FROM_CHECKPOINT
-    for key, check, example in CHECKS:
+def check_values(
+    cfg: DictConfig, checks: Sequence[tuple[str, Check, str]], skip_none: Sequence[str] = ()
+) -> None:
+    """Raise ConfigError, one line naming the key, for the first value of `checks` ((key, check, an
+    example value), in order) that its check refuses; keys the config lacks, and the `skip_none` keys
+    when null, are skipped. Every entry point's table goes through here (train/eval: CHECKS)."""
+    for key, check, example in checks:
         value = _value(cfg, key, example)
-        if value is _ABSENT or (filled_later and value is None and key == "data.scheme"):
+        if value is _ABSENT or (value is None and key in skip_none):
             continue
         expected = check(value)
         if expected:
             raise ConfigError(f"{key}={_show(value)}: expected {expected} (e.g. {key}={example})")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise ConfigError, one line, for the first bad value of the composed config. When fine, a scheme
+    named by its YAML file is replaced in `cfg` by its declaration (`config.inline_declared_scheme`)."""
+    filled_later = _value(cfg, "data.name", "synthetic") == FROM_CHECKPOINT
+    # A stored data config fills data.scheme in later (eval without data=).
+    check_values(cfg, CHECKS, skip_none=("data.scheme",) if filled_later else ())
     _check_data_root(cfg, filled_later)
     _check_model_matches_data(cfg)
     for key in ("data.nme_normalisation", "model.nme_normalisation"):

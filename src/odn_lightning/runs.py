@@ -108,6 +108,20 @@ def run_reporting_user_errors(task: Callable, *args):
         sys.exit(getattr(cause, "exit_code", 1))
 
 
+def torch_device(choice: str) -> torch.device:
+    """The device a `device=` option names: `auto` (CUDA where visible, else the CPU), `cpu`, `cuda`,
+    `cuda:N`. CUDA where none is visible, or a name torch does not know, is a ConfigError (one line)."""
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(str(choice))
+    except RuntimeError:
+        raise ConfigError(f"device={choice}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={choice}: no CUDA device is visible here; use device=auto or device=cpu")
+    return device
+
+
 def log_to_files(level: int, message: str) -> None:
     """A message into the run's log file only (the console gets it as the `error:` line)."""
     record = log.makeRecord(log.name, level, __file__, 0, message, None, None)
