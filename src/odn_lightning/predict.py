@@ -26,7 +26,7 @@ from . import runs
 from .checkpoints import CheckpointError
 from .config import CONFIG_DIR
 from .inference.detectors import FaceDetector
-from .inference.exporting import export_model, metadata_path, read_metadata
+from .inference.exporting import export_model
 from .inference.media import Skipped, open_media
 from .inference.model import load_trained_model
 from .inference.outputs import PredictionOutputs
@@ -39,14 +39,6 @@ RUNTIMES = ("eager", "onnx")
 SKIPPED_SHOWN = 10
 
 
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise runs.RunError(f"device={name}, but no CUDA device is visible; use device=cpu or device=auto")
-    return name
-
-
 def load_runtime(cfg: DictConfig) -> tuple[Runtime, dict[str, Any]]:
     """The network to run and the metadata of its crop and scheme (`inference.model.TrainedModel.metadata`
     or the exported model's metadata file)."""
@@ -56,7 +48,7 @@ def load_runtime(cfg: DictConfig) -> tuple[Runtime, dict[str, Any]]:
         if cfg.ckpt_path:
             raise runs.RunError("give ckpt_path= or onnx_path=, not both")
         runtime = OnnxRuntime(cfg.onnx_path, threads=cfg.threads)
-        return runtime, read_metadata(metadata_path(cfg.onnx_path))
+        return runtime, runtime.metadata  # read and checked against the model by OnnxRuntime
     if not cfg.ckpt_path:
         raise CheckpointError(
             "no model given: pass ckpt_path=PATH/TO/run/checkpoints/last.ckpt (or onnx_path=MODEL.onnx)"
@@ -64,9 +56,12 @@ def load_runtime(cfg: DictConfig) -> tuple[Runtime, dict[str, Any]]:
     model = load_trained_model(cfg.ckpt_path)
     if cfg.runtime == "onnx":
         # Exported into this run's directory first: the run keeps the model it used.
-        path, metadata_file = export_model(model, Path(cfg.paths.output_dir), "onnx")
-        return OnnxRuntime(path, threads=cfg.threads), read_metadata(metadata_file)
-    return EagerRuntime(model.net, model.image_size, device=_device(cfg.device)), model.metadata()
+        path, _ = export_model(model, Path(cfg.paths.output_dir), "onnx")
+        runtime = OnnxRuntime(path, threads=cfg.threads)
+        return runtime, runtime.metadata
+    return EagerRuntime(
+        model.net, model.image_size, device=str(runs.torch_device(cfg.device))
+    ), model.metadata()
 
 
 def check_scheme(expected: Any, metadata: dict[str, Any], where: str) -> None:
@@ -121,9 +116,9 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
             "runtime": runtime.name,
             "detector": detector.name,
             "refine": predictor.refine,
-            "no_face_reason": no_face_reason(detector),
         },
         num_landmarks=scheme.num_landmarks,
+        no_face_reason=no_face_reason(detector),
         has_occlusion=runtime.has_occlusion_map,
         relative_to=media.root,
         save_pts=bool(cfg.save_pts),
@@ -186,25 +181,29 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _print_summary(outputs: PredictionOutputs, summary: dict, written: dict, interrupted: bool) -> None:
-    lines = [
-        f"odn-predict: {summary['faces']} face(s) in {summary['images or frames read']} image(s) or frame(s)"
-        + (" (interrupted)" if interrupted else "")
-    ]
+    """runs.print_summary's notes (shown, and into predict.log), then the first skipped inputs."""
+    found = f"{summary['faces']} face(s) in {summary['images or frames read']} image(s) or frame(s)"
+    notes = {"found": found + (" (interrupted)" if interrupted else "")}
     if summary.get("detector_ms_per_image") is not None:
-        lines.append(
-            f"  detector {summary['detector_ms_per_image']:.1f} ms per image, network "
+        notes["time"] = (
+            f"detector {summary['detector_ms_per_image']:.1f} ms per image, network "
             f"{summary.get('network_ms_per_face') or 0:.1f} ms per face"
         )
-    for name, path in written.items():
-        lines.append(f"  {name}: {path}")
+    notes.update({name: str(path) for name, path in written.items()})
     if outputs.skipped:
-        lines.append(f"  skipped {len(outputs.skipped)}:")
+        notes["skipped"] = (
+            f"{len(outputs.skipped)} (the first {min(len(outputs.skipped), SKIPPED_SHOWN)} below)"
+        )
+    runs.print_summary("odn-predict", {}, notes)
+    if outputs.skipped:
+        lines = []
         for item in outputs.skipped[:SKIPPED_SHOWN]:
             frame = "" if item["frame"] is None else f" frame {item['frame']}"
-            lines.append(f"    {item['source']}{frame}: {item['reason']}")
+            lines.append(f"  {item['source']}{frame}: {item['reason']}")
         if len(outputs.skipped) > SKIPPED_SHOWN:
-            lines.append(f"    ... and {len(outputs.skipped) - SKIPPED_SHOWN} more in skipped.csv")
-    print("\n".join(lines), flush=True)
+            lines.append(f"  ... and {len(outputs.skipped) - SKIPPED_SHOWN} more in skipped.csv")
+        print("\n".join(lines), flush=True)
+        runs.log_to_files(logging.INFO, "skipped:\n" + "\n".join(lines))
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")

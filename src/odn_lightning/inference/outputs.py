@@ -115,6 +115,7 @@ class PredictionOutputs:
     """Collects a predict run's faces and writes its files into `output_dir`.
 
     run: plain values describing the run (model metadata, detector, input) for landmarks.json.
+    no_face_reason: what skipped.csv says of an image or frame in which the detector found no face.
     relative_to: the input folder (names in pts/ and annotated/ keep the path below it).
     save_pts, annotate_images, overlay_map: the outputs written on request; video: frames per second
         of the input when it is a video or camera (annotated frames then go into annotated.mp4).
@@ -126,6 +127,7 @@ class PredictionOutputs:
         run: Mapping[str, Any],
         num_landmarks: int,
         has_occlusion: bool,
+        no_face_reason: str = "no face found",
         relative_to: Path | None = None,
         save_pts: bool = False,
         annotate_images: bool = False,
@@ -136,6 +138,7 @@ class PredictionOutputs:
         self.run = dict(run)
         self.num_landmarks = num_landmarks
         self.has_occlusion = has_occlusion
+        self.no_face_reason = no_face_reason
         self.relative_to = relative_to
         self.save_pts = save_pts
         self.annotate_images = annotate_images
@@ -172,7 +175,7 @@ class PredictionOutputs:
         self.frames += 1
         frame = result.frame
         if not result.faces:
-            self.skip(Skipped(frame.source, frame.frame, self.run.get("no_face_reason", "no face found")))
+            self.skip(Skipped(frame.source, frame.frame, self.no_face_reason))
         for face in result.faces:
             self.faces.append(face_record(face))
             if self.save_pts:

@@ -23,6 +23,7 @@ from ..crop import crop_matrix, crop_to_original, face_box
 from ..data.transforms import warp_crop
 from ..imagenet import normalise_image
 from ..metrics import landmark_occlusion_scores
+from ..module import NonFiniteError
 from .detectors import Detection, FaceDetector
 from .media import Frame, Skipped
 from .runtimes import Runtime
@@ -126,7 +127,7 @@ class LandmarkPredictor:
         for start in range(0, len(crops), self.batch_size):
             output = self.runtime(np.ascontiguousarray(crops[start : start + self.batch_size]))
             if not np.all(np.isfinite(output.landmarks)):
-                raise FloatingPointError(
+                raise NonFiniteError(
                     f"the network ({self.runtime.name}) returned non-finite landmarks; the checkpoint or "
                     "exported model is broken"
                 )
