@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..atomic import shown
-from ..crop import apply_matrix, crop_matrix, face_box, to_normalised
+from ..crop import apply_matrix, crop_matrix, face_box, invert_matrix, to_normalised
 from ..datatypes import Sample
 from ..imagenet import normalise_image
 from ..schemes import LandmarkScheme
@@ -32,11 +32,6 @@ log = logging.getLogger(__name__)
 CROP_BOXES = ("landmarks", "dataset")
 ON_BAD_SAMPLE = ("error", "skip")
 DECODE_ADVICE = "fix or remove it, or leave such faces out with data.on_bad_sample=skip"
-
-
-def invert_3x3(matrix: np.ndarray) -> np.ndarray:
-    """The 3x3 inverse of a 2x3 affine matrix."""
-    return np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))
 
 
 def load_image(path, mode: str = "RGB", max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
@@ -211,10 +206,11 @@ class LandmarkDataset(Dataset):
             if self.crops.exact:
                 image = np.array(image)
             else:
-                to_crop = np.vstack([matrix, [0.0, 0.0, 1.0]]) @ invert_3x3(patch_matrix)
-                image = warp_crop(image, to_crop[:2], self.image_size)
+                patch_to_original = np.vstack([invert_matrix(patch_matrix), [0.0, 0.0, 1.0]])
+                to_crop = (np.vstack([matrix, [0.0, 0.0, 1.0]]) @ patch_to_original)[:2]
+                image = warp_crop(image, to_crop, self.image_size)
                 if cached_mask is not None:
-                    cached_mask = warp_crop(cached_mask, to_crop[:2], self.image_size, nearest=True)
+                    cached_mask = warp_crop(cached_mask, to_crop, self.image_size, nearest=True)
         else:
             image = warp_crop(load_rgb(record.image_path, self.max_image_pixels), matrix, self.image_size)
         if self.photometric is not None:
