@@ -31,10 +31,15 @@ ABLATION_ARGS ?= $(ABLATION_ARGS_$(DATA))
 MECHANISM_MODELS := brnet,brnet_conv_pool,odn
 # make ablation SEEDS=3: every network variant under seeds 0..SEEDS-1 (table4: mean ± std per cell).
 SEEDS ?= 1
+# make figure4 BENCHMARK=...: a checkout of the COFW-68 benchmark.
+BENCHMARK ?=
+PREDICTIONS ?=
+comma := ,
+space := $(subst ,, )
 SEED_ARG = $(if $(filter 1,$(SEEDS)),,seed=$(shell seq -s, 0 $$(( $(SEEDS) - 1 ))))
 
 .PHONY: help install train eval test lint format data-synthetic data-check clean clean-all \
-	ablation mechanism table4 compare predict export bench reproduce-300w reproduce-cofw reproduce-aflw
+	ablation mechanism table4 compare score figure4 predict export bench reproduce-300w reproduce-cofw reproduce-aflw
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -96,6 +101,14 @@ table4: install ## Collect the newest ablation sweep into Table 4 (Markdown + ov
 
 compare: install ## Compare runs and sweeps: a row per setting labelled by its overrides, seeds as mean ± std, overlaid CEDs: make compare RUNS="DIR ..." [ARGS=...]
 	$(PY) -m odn_lightning.compare $(RUNS) $(ARGS)
+
+score: install ## Score predictions made elsewhere on a dataset's ground truth with its rules, no images needed: make score DATA=cofw68 ROOT=/path/to/cofw68-benchmark PREDICTIONS=results.txt [ARGS=...]
+	@test -n "$(PREDICTIONS)" || { echo "error: set PREDICTIONS=a benchmark result file, predictions.csv or landmarks.csv"; exit 2; }
+	$(PY) -m odn_lightning.score data=$(DATA) $(ROOT_ARG) predictions=$(PREDICTIONS) $(ARGS)
+
+figure4: install ## The paper's Figure 4: COFW-68 CEDs of runs beside the benchmark's published methods: make figure4 BENCHMARK=/path/to/cofw68-benchmark [RUNS="run_dir ..."] [ARGS=...]
+	@test -n "$(BENCHMARK)" || { echo "error: set BENCHMARK=a checkout of github.com/golnazghiasi/cofw68-benchmark"; exit 2; }
+	$(PY) -m odn_lightning.figure4 benchmark_root=$(BENCHMARK) $(if $(RUNS),'runs=[$(subst $(space),$(comma),$(strip $(RUNS)))]') $(ARGS)
 
 bench: install ## Speed on this machine: train step per Table-4 row, nuclear norms, data path, inference -> experiments/bench/<device>.json|.md [ARGS="sections=[train] repeats=5 ..."]
 	$(PY) -m odn_lightning.bench $(ARGS)

@@ -11,6 +11,8 @@ forced one.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
@@ -22,6 +24,7 @@ from .callbacks import RUN_CONFIG_KEY, HyperparametersToLoggers
 from .checkpoints import CheckpointError, load_checkpoint
 from .config import CONFIG_DIR, overridden
 from .config_checks import check_config
+from .evaluation.benchmark_export import write_benchmark_files
 from .registry import build_datamodule, build_trained_model
 from .schemes import get_scheme
 
@@ -108,9 +111,14 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
             "checkpoint": str(cfg.ckpt_path),
         },
     )
-    runs.print_summary(
-        "odn-eval", metrics, {"run directory": cfg.paths.output_dir, "checkpoint": cfg.ckpt_path}
+    notes = {"run directory": cfg.paths.output_dir, "checkpoint": cfg.ckpt_path}
+    splits = OmegaConf.to_container(cfg.data.splits, resolve=True)
+    written = write_benchmark_files(
+        Path(cfg.data.root), splits, list(cfg.data.test_splits), Path(cfg.paths.output_dir)
     )
+    if written:
+        notes["benchmark results"] = "; ".join(written)
+    runs.print_summary("odn-eval", metrics, notes)
     runs.log_metrics(metrics)
     runs.check_finite(metrics, cfg.paths.output_dir)
     runs.finish_wandb()

@@ -28,6 +28,8 @@ from .config_checks import ConfigError
 from .data.datamodule import DataRootError, DataValidationError
 from .data.records import AnnotationError, ImageDecodeError
 from .data.synthetic.storage import SyntheticLockError
+from .evaluation.cofw68_benchmark import ResultFileError
+from .evaluation.scoring import PredictionsError
 from .inference.detectors import DetectorError
 from .inference.exporting import ExportError
 from .inference.media import MediaError
@@ -62,6 +64,8 @@ USER_ERRORS = (
     MediaError,
     DetectorError,
     ExportError,
+    PredictionsError,
+    ResultFileError,
 )
 
 

@@ -186,6 +186,11 @@ class LandmarkDataModule(L.LightningDataModule):
             report(err, problems)
             return []
 
+    def read_source(self, source: str | Mapping) -> list[FaceRecord]:
+        """The faces of one split source (`data.splits` entry) as its annotations give them, images
+        neither opened nor checked (scoring predictions needs no pixels); a bad annotation raises."""
+        return self._read(source, None)
+
     def checked_records(self, split: str) -> list[FaceRecord]:
         """The good faces of a split: bad ones stop the run with a full report, or are skipped
         (`on_bad_sample=skip`) with their list written to `bad_samples_dir` (where the dataset adds

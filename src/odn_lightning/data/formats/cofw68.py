@@ -99,6 +99,26 @@ def read_cofw68(
     return records
 
 
+def read_cofw68_annotations(
+    points_dir: str | Path, expected_faces: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """COFW-68's ground truth alone, without images (what the benchmark's evaluator needs of it):
+    points (N, 68, 2) as 0-based pixels and occluded (N, 68) bool, face i at row i - 1. `points_dir` is
+    `COFW68_Data/test_annotations` of a benchmark checkout; `expected_faces` (507 for the benchmark)
+    refuses a folder that holds fewer, naming the first missing file."""
+    numbered = _points_files(points_dir)
+    if expected_faces is not None and len(numbered) != expected_faces:
+        missing = Path(points_dir) / f"{len(numbered) + 1}_points.mat"
+        raise AnnotationError(
+            f"{points_dir}: {len(numbered)} annotation files, the benchmark has {expected_faces}: "
+            f"{missing.name} is missing; check out the whole benchmark (COFW68_Data/test_annotations)"
+        )
+    read = [_read_points(path) for path in numbered]
+    points = np.stack([p for p, _ in read]) if read else np.zeros((0, IBUG68.num_landmarks, 2))
+    occluded = np.stack([o > 0 for _, o in read]) if read else np.zeros((0, IBUG68.num_landmarks), bool)
+    return points, occluded
+
+
 def pairing_evidence(
     points_dir: str | Path,
     mat_file: str | Path,
@@ -155,8 +175,10 @@ def _points_files(points_dir: str | Path) -> list[Path]:
         if stem.isdigit():
             numbered[int(stem)] = p
     if sorted(numbered) != list(range(1, len(numbered) + 1)):
+        hole = min(set(range(1, len(numbered) + 2)) - set(numbered))
         raise AnnotationError(
-            f"{points_dir}: the `{{i}}_points.mat` files are not numbered 1..{len(numbered)}"
+            f"{points_dir}: the `{{i}}_points.mat` files are not numbered 1..{len(numbered)}: "
+            f"{hole}_points.mat is missing"
         )
     return [numbered[i] for i in range(1, len(numbered) + 1)]
 

@@ -1,0 +1,1 @@
+"""Evaluation: the benchmarks' own rules, scoring of any predictions, and occlusion scores."""
