@@ -494,6 +494,7 @@ def test_the_module_logs_each_occlusion_auroc_where_its_inputs_exist(monkeypatch
     module._log_split_metrics("test")
     occlusion_keys = {k for k in logged if "auroc" in k}
     assert occlusion_keys == {"test/test/face_auroc"}
+    assert not [k for k in logged if "landmark_occlusion" in k]  # no visibility flags: not measured
     torch.testing.assert_close(
         outputs["landmark_occlusion"], landmark_occlusion_scores(occlusion_map, batch["landmarks"])
     )
@@ -512,5 +513,10 @@ def test_the_module_logs_each_occlusion_auroc_where_its_inputs_exist(monkeypatch
         "test/test/occluder_auroc",
         "test/test/landmark_occlusion_auroc",
     }  # occluder_auroc_face has no occluded face pixel: not measured
-    for key in occlusion_keys:
+    # The occluded landmarks' detection numbers, defined here (some point occluded, some scored >= 0.5).
+    detection_keys = {
+        f"test/test/landmark_occlusion_{k}" for k in ("precision", "recall", "recall_at_p80", "ap")
+    }
+    assert detection_keys <= set(logged)
+    for key in occlusion_keys | detection_keys:
         assert 0.0 <= logged[key] <= 1.0

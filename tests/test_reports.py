@@ -26,6 +26,7 @@ from odn_lightning.reports import (
 )
 
 from .helpers.configs import compose_config
+from .helpers.occlusion import detection_scores_by_definition
 
 OCCLUSION_AUROCS = ("occluder_auroc", "occluder_auroc_face", "face_auroc", "landmark_occlusion_auroc")
 
@@ -96,6 +97,12 @@ def test_eval_writes_report_predictions_ced_plots_and_pictures(trained_run, tmp_
         assert pairwise_auroc(bins[occluded], bins[~occluded]) == pytest.approx(
             written[f"test/{split}/landmark_occlusion_auroc"], abs=1e-3
         )
+        # And, score >= 0.5 predicting occluded (bin >= 100), the recall and average precision.
+        expected = detection_scores_by_definition(bins, occluded, threshold=100)
+        for name in ("recall", "ap"):
+            assert expected[name] == pytest.approx(
+                written[f"test/{split}/landmark_occlusion_{name}"], abs=1e-3
+            )
 
     # worst_<split>.png shows the split's 3 faces with the highest NME, highest first.
     (callback,) = report_callbacks
@@ -112,9 +119,9 @@ def test_eval_writes_report_predictions_ced_plots_and_pictures(trained_run, tmp_
     assert f"- checkpoint: {checkpoint}\n" in report
     assert "- network: ODN (GM+LM+DM) (class ODN: num_landmarks=68, use_gm=True" in report
     header = next(line for line in report.splitlines() if line.startswith("| split |"))
-    assert header.endswith(
-        "| occluder AUROC | occluder AUROC in face | face AUROC | landmark occlusion AUROC |"
-    )
+    assert "| occluder AUROC | occluder AUROC in face | face AUROC | landmark occlusion AUROC |" in header
+    assert header.endswith("| occlusion recall@0.5 (%) | occlusion recall@80% precision (%) | occlusion AP |")
+    assert "Recall@80% precision: the largest recall at a threshold where precision is >= 80%" in report
     assert "Occluder AUROC in face: the same over the face region only" in report
     # The run's 2 test batches of 8 hold every face of the tiny splits: nothing is said truncated.
     assert "runcated" not in report
@@ -258,6 +265,36 @@ def test_report_shows_the_occlusion_aurocs_measured_with_their_legend(tmp_path):
     assert "AUROC" not in text  # a network without P: neither columns nor legend
 
 
+def test_report_shows_the_landmark_occlusion_detection_numbers_with_their_legend(tmp_path):
+    metrics = {
+        "test/common/nme": 0.05,
+        "test/cofw/nme": 0.06,
+        "test/cofw/landmark_occlusion_auroc": 0.71234,
+        "test/cofw/landmark_occlusion_precision": 2 / 3,
+        "test/cofw/landmark_occlusion_recall": 0.8,
+        "test/cofw/landmark_occlusion_recall_at_p80": 0.4,
+        "test/cofw/landmark_occlusion_ap": 0.885,
+    }
+    lines = report_table(metrics, ["common", "cofw"], (0.08,)).splitlines()
+    assert lines[0].endswith(
+        "| landmark occlusion AUROC | occlusion precision@0.5 (%) | occlusion recall@0.5 (%) "
+        "| occlusion recall@80% precision (%) | occlusion AP |"
+    )
+    # Precision and recall in %, AP and AUROC as fractions; a split without flags: not measured.
+    assert lines[2].endswith("| - | - | - | - | - | - |")
+    assert lines[3].endswith("| 0.7123 | 66.67 | 80.00 | 40.00 | 0.8850 |")
+    text = write_report(tmp_path / "report.md", metrics, ["common", "cofw"], (0.08,), {}, []).read_text()
+    assert "a point is predicted occluded when its score is >= 0.5" in text and "(uncalibrated)" in text
+    # Precision measured in no split (nothing predicted occluded): no column; the others stand.
+    del metrics["test/cofw/landmark_occlusion_precision"]
+    lines = report_table(metrics, ["common", "cofw"], (0.08,)).splitlines()
+    assert "precision@0.5" not in lines[0] and lines[3].endswith("| 0.7123 | 80.00 | 40.00 | 0.8850 |")
+    for name in ("recall", "recall_at_p80", "ap"):
+        del metrics[f"test/cofw/landmark_occlusion_{name}"]
+    text = write_report(tmp_path / "report.md", metrics, ["common", "cofw"], (0.08,), {}, []).read_text()
+    assert "Landmark occlusion AUROC" in text and "predicted occluded" not in text
+
+
 def test_ced_curves_of_several_runs_overlay(tmp_path):
     from odn_lightning.plots import ced_legend
     from odn_lightning.reports import overlay_ced
@@ -382,10 +419,24 @@ def test_table4_occlusion_table_gives_occluded_nme_and_the_map_aurocs_per_row():
         {"test/full/nme_occluded": 0.20, "test/full/face_auroc": 0.80, "test/full/occluder_auroc_face": 0.4},
         {"test/full/nme_occluded": 0.22, "test/full/face_auroc": 0.90, "test/full/occluder_auroc_face": 0.6},
     ]
+    for seed, ap, recall_at_p80 in zip(odn_seeds, (0.70, 0.80), (0.50, 0.60), strict=True):
+        seed.update(
+            {
+                "test/full/landmark_occlusion_ap": ap,
+                "test/full/landmark_occlusion_recall_at_p80": recall_at_p80,
+            }
+        )
     odn = SweepRun("odn", "done", Path("/s/1"), odn_seeds[0], ["full"], odn_seeds, [Path("/s/1")] * 2, 2)
     brnet = SweepRun("brnet", "done", Path("/s/0"), {"test/full/nme_occluded": 0.18}, ["full"])
     failed = SweepRun("gm_dm", "failed", Path("/s/2"))
     lines = occlusion_markdown([brnet, odn, failed], ["full"], "full").splitlines()
     assert len(lines) == 4  # header, rule, the two done rows
-    assert lines[2] == "| BRNet | 18.00 | - | - | - |"  # no map: no AUROCs
-    assert lines[3] == "| ODN (GM+LM+DM) | 21.00 ± 1.41 | 0.500 ± 0.141 | 0.850 ± 0.071 | - |"
+    assert lines[2] == "| BRNet | 18.00 | - | - | - | - | - | - | - |"  # no map: no AUROCs
+    assert lines[3] == (
+        "| ODN (GM+LM+DM) | 21.00 ± 1.41 | 0.500 ± 0.141 | 0.850 ± 0.071 | - | 0.750 ± 0.071 | - | - "
+        "| 55.00 ± 7.07 |"
+    )
+    assert lines[0].endswith(
+        "| full per-landmark occlusion AP | full occlusion precision@0.5 (%) | full occlusion recall@0.5 (%) "
+        "| full occlusion recall@80% precision (%) |"
+    )

@@ -95,6 +95,10 @@ def test_ddp_cpu_fits_with_two_processes_and_tests_like_one(train_config, tmp_pa
             "occluder_auroc_face",
             "face_auroc",
             "landmark_occlusion_auroc",
+            "landmark_occlusion_precision",
+            "landmark_occlusion_recall",
+            "landmark_occlusion_recall_at_p80",
+            "landmark_occlusion_ap",
         ):
             key = f"test/{split}/{name}"
             assert metrics[key] == pytest.approx(single[key], rel=1e-5, abs=1e-6), key

@@ -370,13 +370,17 @@ def _escape(text: str) -> str:
 
 def comparison_table(groups: Sequence[RunGroup], splits: Sequence[str], threshold: float) -> str:
     """Rows: settings; columns: runs measured (of the row's runs), NME x 10^-2 per split, then AUC and
-    FR (%) at `threshold` per split where some run measured them."""
+    FR (%) at `threshold`, the landmark occlusion AUROC, AP and recall at 80% precision (%) per split,
+    each where some run measured it."""
     suffix = threshold_suffix(threshold)
     runs = [run for group in groups for run in group.measured]
     columns = [("nme", "{} NME (x10^-2)", 100.0, 2)]
     for name, header, scale, digits in (
         (f"auc_{suffix}", f"{{}} AUC@{threshold:g}", 1.0, 4),
         (f"fr_{suffix}", f"{{}} FR@{threshold:g} (%)", 100.0, 2),
+        ("landmark_occlusion_auroc", "{} occlusion AUROC", 1.0, 4),
+        ("landmark_occlusion_ap", "{} occlusion AP", 1.0, 4),
+        ("landmark_occlusion_recall_at_p80", "{} occlusion recall@80% precision (%)", 100.0, 2),
     ):
         if any(f"test/{s}/{name}" in run.metrics for s in splits for run in runs):
             columns.append((name, header, scale, digits))
@@ -459,9 +463,10 @@ def write_comparison(
         "",
         comparison_table(groups, splits, threshold),
         "NME normalised as each dataset defines it, x 10^-2 as in the paper; AUC and FR at NME "
-        f"{threshold:g}. n: runs with metrics.json (of the row's runs); over several a cell is mean ± "
-        "standard deviation (n=k: only k of them measured it). NO METRICS: no run of the row left "
-        "metrics.json (failed, or not finished).",
+        f"{threshold:g}. Occlusion AUROC, AP, recall@80% precision (where measured): how well 1 - P at each "
+        "ground-truth point finds the points annotated occluded, as report.md defines them. n: runs with "
+        "metrics.json (of the row's runs); over several a cell is mean ± standard deviation (n=k: only k of "
+        "them measured it). NO METRICS: no run of the row left metrics.json (failed, or not finished).",
         "",
         "Runs:",
         "",

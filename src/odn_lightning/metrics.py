@@ -380,8 +380,8 @@ class BinnedAUROC(Metric):
     def update(
         self, scores: Tensor, labels: Tensor, keep: Tensor | None = None, index: Tensor | None = None
     ) -> None:
-        """scores, labels (bool: positive) and keep (which entries count; None: all) of B faces, (B, ...)
-        each; index (B,) the faces' dataset indices (None: numbered in arrival order)."""
+        """scores, labels (bool: positive) and keep (which entries count, (B,): per face; None: all) of B
+        faces, (B, ...) each; index (B,) the faces' dataset indices (None: numbered in arrival order)."""
         faces = scores.shape[0]
         scores = scores.detach().float().reshape(faces, -1).clamp(0.0, 1.0)
         grid = torch.linspace(0.0, 1.0, self.thresholds, device=scores.device)
@@ -391,24 +391,26 @@ class BinnedAUROC(Metric):
         face = torch.arange(faces, device=scores.device)[:, None]
         codes = bins + width * labels.reshape(faces, -1).long() + 2 * width * face
         if keep is not None:
-            codes = codes[keep.reshape(faces, -1).expand_as(codes)]
+            codes = codes[keep.to(codes.device, torch.bool).reshape(faces, -1).expand_as(codes)]
         counts = torch.bincount(codes.flatten(), minlength=2 * width * faces).view(faces, 2, width)
         self.counts.append(counts.to(torch.int32))
         if index is None:  # no dataset index: faces are numbered in arrival order
             index = torch.arange(faces) + sum(len(i) for i in self.indices)
         self.indices.append(index.to(device=scores.device, dtype=torch.int64))
 
-    def compute(self) -> Tensor:
+    def counts_at_or_above(self) -> Tensor:
+        """Entries per label (row 1: positive) in bin k or above, k = 0 .. thresholds + 1; each face once."""
         if isinstance(self.counts, list) and not self.counts:
-            return torch.tensor(float("nan"))
+            return torch.zeros(2, self.thresholds + 2, dtype=torch.int64)
         counts, indices = dim_zero_cat(self.counts), dim_zero_cat(self.indices)
         counts = counts[first_of_each_index(indices)].sum(dim=0, dtype=torch.int64)  # (2, bins): label 0, 1
-        # at_least[:, k]: entries in bin k or above, k = 0 (all) .. last, then 0: the ROC from (1, 1) to (0, 0).
-        at_least = torch.cat([counts.flip(1).cumsum(1).flip(1), counts.new_zeros(2, 1)], dim=1).double()
-        negatives, positives = at_least[:, 0]
-        if positives == 0 or negatives == 0:
+        return torch.cat([counts.flip(1).cumsum(1).flip(1), counts.new_zeros(2, 1)], dim=1)
+
+    def compute(self) -> Tensor:
+        at_least = self.counts_at_or_above().double()  # k = 0 .. last: the ROC from (1, 1) to (0, 0)
+        if not bool((at_least[:, 0] > 0).all()):  # no negative or no positive
             return torch.tensor(float("nan"))
-        fpr, tpr = at_least[0] / negatives, at_least[1] / positives
+        fpr, tpr = at_least / at_least[:, :1]
         return (((fpr[:-1] - fpr[1:]) * (tpr[:-1] + tpr[1:])).sum() / 2).float()
 
 
@@ -468,7 +470,5 @@ class LandmarkOcclusionAUROC(BinnedAUROC):
         """occlusion_map (B, 1, h, w); landmarks (B, L, 2) the ground truth in the crop frame; visible
         (B, L) bool; has_visibility (B,) bool, which faces' flags are annotated (None: all)."""
         scores = landmark_occlusion_scores(occlusion_map, landmarks)
-        keep = None
-        if has_visibility is not None:
-            keep = torch.as_tensor(has_visibility, device=scores.device).bool()[:, None].expand_as(scores)
+        keep = None if has_visibility is None else torch.as_tensor(has_visibility)  # per face
         super().update(scores, ~visible.to(device=scores.device, dtype=torch.bool), keep, index)

@@ -18,12 +18,12 @@ from torch.optim import Optimizer
 
 from .crop import crop_to_original
 from .datatypes import Batch, EvalStepOutput, NetworkOutput
+from .evaluation.occlusion_scores import LandmarkOcclusionScores
 from .losses import LandmarkObjective
 from .metrics import (
     FaceAUROC,
     FaceOccluderAUROC,
     LandmarkNME,
-    LandmarkOcclusionAUROC,
     OccluderAUROC,
     landmark_occlusion_scores,
     normalisation_for,
@@ -112,7 +112,7 @@ class LandmarkModule(L.LightningModule):
         self.register_buffer("mean_shape_known", torch.tensor(False))
         self.split_metrics = nn.ModuleDict()
         self.baseline_metrics = nn.ModuleDict()
-        self.occlusion_metrics = nn.ModuleDict()  # per split: the AUROCs of the occlusion map P
+        self.occlusion_metrics = nn.ModuleDict()  # per split: how well the occlusion map P finds occlusion
         self.skipped_batches = 0
         # on_non_finite=error: each step's finiteness stays on the device and is read every n steps.
         self._finite: Tensor | None = None
@@ -133,7 +133,7 @@ class LandmarkModule(L.LightningModule):
                         "occluder_auroc": OccluderAUROC(),
                         "occluder_auroc_face": FaceOccluderAUROC(),
                         "face_auroc": FaceAUROC(),
-                        "landmark_occlusion_auroc": LandmarkOcclusionAUROC(),
+                        "landmark_occlusion": LandmarkOcclusionScores(),  # AUROC, precision, recall, AP
                     }
                 )
 
@@ -335,7 +335,7 @@ class LandmarkModule(L.LightningModule):
         )
 
     def _update_occlusion_metrics(self, occlusion_map: Tensor, batch: Batch) -> Tensor:
-        """Adds a batch to its split's occlusion AUROCs, each where its inputs exist (the face region
+        """Adds a batch to its split's occlusion metrics, each where its inputs exist (the face region
         needs only the landmarks; the occluder mask and visibility flags not every dataset has), and
         returns each ground-truth point's occlusion score, 1 - P there: (B, L)."""
         metrics = self.occlusion_metrics[batch["split"][0]]
@@ -347,7 +347,7 @@ class LandmarkModule(L.LightningModule):
             metrics["occluder_auroc_face"].update(occlusion_map, mask, landmarks, index=index)
         has_visibility = torch.as_tensor(batch["has_visibility"], dtype=torch.bool)
         if bool(has_visibility.any()):
-            metrics["landmark_occlusion_auroc"].update(
+            metrics["landmark_occlusion"].update(
                 occlusion_map, landmarks, batch["visible"], has_visibility, index=index
             )
         return landmark_occlusion_scores(occlusion_map, landmarks)
@@ -368,9 +368,9 @@ class LandmarkModule(L.LightningModule):
                 values["nme_mean_shape"] = self.baseline_metrics[split].compute()["nme"]
             for name, occlusion_metric in self.occlusion_metrics[split].items():
                 if occlusion_metric.update_called:
-                    value = occlusion_metric.compute()
-                    if not torch.isnan(value):  # NaN: no positive or no negative, so not measured
-                        values[name] = value
+                    value = occlusion_metric.compute()  # one number, or a dict of them (landmark_occlusion)
+                    measured = value if isinstance(value, dict) else {name: value}
+                    values.update({k: v for k, v in measured.items() if not torch.isnan(v)})  # NaN: undefined
                     occlusion_metric.reset()
             for name, value in values.items():
                 self.log(f"{prefix}/{name}", value, prog_bar=stage == "val" and name == "nme")

@@ -32,6 +32,8 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from .atomic import ENCODING, ERRORS, atomic_open, atomic_write_text
 from .crop import from_normalised
 from .datatypes import Batch, EvalStepOutput
+from .evaluation.occlusion_scores import DECISION_THRESHOLD
+from .evaluation.occlusion_scores import LEGEND as OCCLUSION_DETECTION_LEGEND
 from .imagenet import denormalise_image
 from .metrics import describe_normalisation, normalisation_for, threshold_suffix
 from .plots import figure6_figure, plot_ced, prediction_figure, render_rgb, save_png
@@ -160,7 +162,13 @@ OCCLUSION_COLUMNS = {
     "occluder_auroc_face": "occluder AUROC in face",
     "face_auroc": "face AUROC",
     "landmark_occlusion_auroc": "landmark occlusion AUROC",
+    "landmark_occlusion_precision": f"occlusion precision@{DECISION_THRESHOLD:g} (%)",
+    "landmark_occlusion_recall": f"occlusion recall@{DECISION_THRESHOLD:g} (%)",
+    "landmark_occlusion_recall_at_p80": "occlusion recall@80% precision (%)",
+    "landmark_occlusion_ap": "occlusion AP",
 }
+# Those shown as fractions (4 digits) rather than percentages.
+FRACTION_COLUMNS = {k for k in OCCLUSION_COLUMNS if "auroc" in k} | {"landmark_occlusion_ap"}
 
 
 AUROC_LEGEND = (
@@ -208,7 +216,7 @@ def report_table(
             suffix = threshold_suffix(t)
             row += [cell(split, f"auc_{suffix}", digits=4), cell(split, f"fr_{suffix}", 100)]
         row += [cell(split, "nme_mean_shape", 100)]
-        row += [cell(split, k, digits=4) if "auroc" in k else cell(split, k, 100) for k in shown]
+        row += [cell(split, k, digits=4) if k in FRACTION_COLUMNS else cell(split, k, 100) for k in shown]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -245,6 +253,10 @@ def write_report(
     ]
     if any(f"test/{s}/{k}" in metrics for s in splits for k in OCCLUSION_COLUMNS if "auroc" in k):
         lines += [AUROC_LEGEND, ""]
+    if any(
+        f"test/{s}/landmark_occlusion_{k}" in metrics for s in splits for k in ("precision", "recall", "ap")
+    ):
+        lines += [OCCLUSION_DETECTION_LEGEND, ""]
     lines += [f"![{name}]({name})" for name in pictures]
     return atomic_write_text(path, "\n".join(lines) + "\n")
 

@@ -26,6 +26,7 @@ from . import compare
 from .atomic import atomic_write_text
 from .compare import Run, RunGroup, mean_std
 from .config import CONFIG_DIR
+from .evaluation.occlusion_scores import DECISION_THRESHOLD
 from .metrics import threshold_suffix
 from .reports import PREDICTIONS_FILE, overlay_ced, read_predictions
 from .runs import run_reporting_user_errors
@@ -192,26 +193,33 @@ def table_markdown(runs: Sequence[SweepRun], splits: Sequence[str], threshold: f
     return "\n".join(lines) + "\n"
 
 
-# The occlusion map's AUROCs (`odn_lightning.metrics`), as the occlusion table labels them.
-OCCLUSION_AUROCS = {
-    "occluder_auroc_face": "occluder AUROC in face",
-    "face_auroc": "face AUROC",
-    "landmark_occlusion_auroc": "per-landmark occlusion AUROC",
+# How the occlusion map P finds occlusion (`odn_lightning.metrics`, `evaluation.occlusion_scores`), as
+# the occlusion table labels and shows them: metric -> (label, scale, digits).
+OCCLUSION_NUMBERS = {
+    "occluder_auroc_face": ("occluder AUROC in face", 1, 3),
+    "face_auroc": ("face AUROC", 1, 3),
+    "landmark_occlusion_auroc": ("per-landmark occlusion AUROC", 1, 3),
+    "landmark_occlusion_ap": ("per-landmark occlusion AP", 1, 3),
+    "landmark_occlusion_precision": (f"occlusion precision@{DECISION_THRESHOLD:g} (%)", 100, 2),
+    "landmark_occlusion_recall": (f"occlusion recall@{DECISION_THRESHOLD:g} (%)", 100, 2),
+    "landmark_occlusion_recall_at_p80": ("occlusion recall@80% precision (%)", 100, 2),
 }
 
 
 def occlusion_markdown(runs: Sequence[SweepRun], splits: Sequence[str], map_split: str) -> str:
     """Rows: variants; columns: NME x 10^-2 at the occluded points of each split, then the occlusion
-    map's three AUROCs on `map_split` (0.5 is chance; "-" for a row without a map, as BRNet)."""
+    map's numbers on `map_split` (`OCCLUSION_NUMBERS`; "-" for a row without a map, as BRNet)."""
     header = ["Method"] + [f"{s} occluded-point NME (x10^-2)" for s in splits]
-    header += [f"{map_split} {label}" for label in OCCLUSION_AUROCS.values()]
+    header += [f"{map_split} {label}" for label, _, _ in OCCLUSION_NUMBERS.values()]
     reference = next((r for r in runs if r.variant == REFERENCE and r.status == "done"), None)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for run in runs:
         if run.status != "done":
             continue
         cells = [_cell(run, s, "nme_occluded", 100, 2, reference) for s in splits]
-        cells += [_cell(run, map_split, key, 1, 3) for key in OCCLUSION_AUROCS]
+        cells += [
+            _cell(run, map_split, key, scale, digits) for key, (_, scale, digits) in OCCLUSION_NUMBERS.items()
+        ]
         lines.append("| " + " | ".join([TABLE4_ROWS.get(run.variant, run.variant), *cells]) + " |")
     return "\n".join(lines) + "\n"
 
@@ -299,7 +307,9 @@ def collect(
         "",
         "Occlusion: NME at the points flagged occluded (`nme_occluded`: each face's mean over its occluded "
         "points, averaged over faces), and how the occlusion map P ranks occluders, the face and occluded "
-        "points (AUROC of 1 - P, of P, and of 1 - P read at each point; 0.5 is chance).",
+        "points (AUROC of 1 - P, of P, and of 1 - P read at each point; 0.5 is chance); for the points, the "
+        "average precision and, at the raw (uncalibrated) 1 - P, precision and recall at "
+        f"{DECISION_THRESHOLD:g} and recall at 80% precision (occluded points positive).",
         "",
         occlusion_markdown(runs, splits, "full" if "full" in splits else splits[-1]) if splits else "",
         *paired_lines(runs, splits),

@@ -58,6 +58,10 @@ def test_benchmark_file_on_a_checkout_of_the_benchmark_alone(benchmark_checkout,
     # Occlusion over faces 1 and 3: 4 + 4 called, all true; 10 + 30 occluded: precision 1, recall 8/40.
     assert metrics["test/cofw68/benchmark/occlusion_precision"] == pytest.approx(1.0)
     assert metrics["test/cofw68/benchmark/occlusion_recall"] == pytest.approx(8 / 40)
+    # The same pooled states as the suite's threshold numbers; no scores, so no AUROC or AP.
+    assert metrics["test/cofw68/landmark_occlusion_precision"] == pytest.approx(1.0)
+    assert metrics["test/cofw68/landmark_occlusion_recall"] == pytest.approx(8 / 40)
+    assert "test/cofw68/landmark_occlusion_ap" not in metrics
     # The suite's numbers (data=cofw68: outer eye corners) over the two faces scored, said to be partial.
     assert metrics["test/cofw68/nme"] == pytest.approx(5 / 40, rel=1e-4)
     assert metrics["test/cofw68/faces"] == 2 and metrics["test/cofw68/faces_in_split"] == 3
@@ -78,8 +82,10 @@ def test_a_runs_predictions_csv_scores_to_the_runs_own_numbers(trained_run, synt
         f"predictions={trained_run / 'predictions.csv'}",
     )
     own = json.loads((trained_run / "metrics.json").read_text())
+    assert own["test/full/landmark_occlusion_ap"] is not None  # the run measured its occlusion numbers
     for split in ("common", "challenging", "full"):
-        for key in ("nme", "fr_10", "auc_08", "nme_occluded", "nme_visible"):
+        occlusion = ("landmark_occlusion_auroc", "landmark_occlusion_ap", "landmark_occlusion_recall_at_p80")
+        for key in ("nme", "fr_10", "auc_08", "nme_occluded", "nme_visible", *occlusion):
             name = f"test/{split}/{key}"
             if own.get(name) is not None:
                 assert metrics[name] == pytest.approx(own[name], rel=1e-5, abs=1e-7), name

@@ -18,7 +18,8 @@ import numpy as np
 from ..data.formats.cofw68 import read_cofw68_annotations
 from ..reports import read_predictions
 from .cofw68_benchmark import write_results
-from .scored_run import DECISION_THRESHOLD, cofw68_annotations_dir, is_cofw68
+from .occlusion_scores import DECISION_THRESHOLD
+from .scored_run import cofw68_annotations_dir, is_cofw68
 from .scoring import SAME_TRUTH_PX, PredictionsError
 
 RESULTS_FILE = "cofw68_results.txt"

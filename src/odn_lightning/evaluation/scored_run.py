@@ -20,12 +20,11 @@ from ..metrics import LandmarkNME
 from ..plots import plot_ced
 from ..reports import PREDICTIONS_FILE, REPORT_FILE, counts_as_metrics, write_predictions, write_report
 from . import cofw68_benchmark as benchmark
+from .occlusion_scores import DECISION_THRESHOLD, PREFIX, point_scores, state_scores
 from .scoring import SplitPredictions
 
 # Where a benchmark checkout keeps the annotations (data.root may be such a checkout alone).
 BENCHMARK_ANNOTATIONS = Path("COFW68_Data/test_annotations")
-# A point is called occluded when its occlusion score reaches this (the raw score, uncalibrated).
-DECISION_THRESHOLD = 0.5
 
 
 @dataclass
@@ -80,6 +79,21 @@ def as_benchmark_results(predictions: SplitPredictions, name: str) -> benchmark.
     return benchmark.MethodResults(name, name, predictions.points, occluded, predictions.has_prediction)
 
 
+def occlusion_numbers(
+    predictions: SplitPredictions, keep: np.ndarray, occluded: torch.Tensor
+) -> dict[str, float]:
+    """The occlusion numbers of the faces `keep` against their flags, as a run logs them
+    (`landmark_occlusion_*`): all of them from occlusion scores, precision and recall alone from 0/1
+    states; those not defined (NaN) left out, as a run leaves them out."""
+    if predictions.occlusion_score is not None:
+        numbers = point_scores(torch.from_numpy(predictions.occlusion_score[keep]), occluded)
+    elif predictions.occluded is not None:
+        numbers = state_scores(torch.from_numpy(predictions.occluded[keep]), occluded)
+    else:
+        return {}
+    return {PREFIX + name: value for name, value in numbers.items() if not np.isnan(value)}
+
+
 def score_split(
     split: str,
     records: list[FaceRecord],
@@ -109,6 +123,10 @@ def score_split(
         metric = LandmarkNME(scheme, normalisation, tuple(thresholds))
         metric.update(predicted, target, visible=visible, index=torch.from_numpy(keep), **normaliser)
         metrics |= {f"test/{split}/{k}": float(v) for k, v in metric.compute().items()}
+        if visible is not None:
+            metrics |= {
+                f"test/{split}/{k}": v for k, v in occlusion_numbers(predictions, keep, ~visible).items()
+            }
         nme, distance = metric.per_face(predicted, target, **normaliser)
         errors = nme.numpy()
         for row, (i, record) in enumerate(zip(keep, kept, strict=True)):
