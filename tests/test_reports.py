@@ -120,7 +120,10 @@ def test_eval_writes_report_predictions_ced_plots_and_pictures(trained_run, tmp_
     assert "- network: ODN (GM+LM+DM) (class ODN: num_landmarks=68, use_gm=True" in report
     header = next(line for line in report.splitlines() if line.startswith("| split |"))
     assert "| occluder AUROC | occluder AUROC in face | face AUROC | landmark occlusion AUROC |" in header
-    assert header.endswith("| occlusion recall@0.5 (%) | occlusion recall@80% precision (%) | occlusion AP |")
+    assert "| occlusion recall@0.5 (%) | occlusion recall@80% precision (%) | occlusion AP |" in header
+    # The checkpoint is calibrated: the calibrated probability's figures follow, explained below the table.
+    assert header.endswith("| calibrated occlusion recall@80% precision (%) |")
+    assert "Calibrated occlusion: the probability that a point is occluded" in report
     assert "Recall@80% precision: the largest recall at a threshold where precision is >= 80%" in report
     assert "Occluder AUROC in face: the same over the face region only" in report
     # The run's 2 test batches of 8 hold every face of the tiny splits: nothing is said truncated.

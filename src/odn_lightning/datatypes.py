@@ -63,6 +63,8 @@ class EvalStepOutput(NetworkOutput):
     normalising_distance: Tensor  # (B,) float64, what divided each face's mean error
     # (B, L) float32, each ground-truth point's occlusion score, 1 - P read bilinearly there (with P)
     landmark_occlusion: NotRequired[Tensor]
+    # (B, L) float32, the calibrated probability that each point is occluded (checkpoints with a calibration)
+    occlusion_probability: NotRequired[Tensor]
 
 
 def collate_samples(samples: list[Sample | None]) -> Batch | None:

@@ -18,16 +18,9 @@ from torch.optim import Optimizer
 
 from .crop import crop_to_original
 from .datatypes import Batch, EvalStepOutput, NetworkOutput
-from .evaluation.occlusion_scores import LandmarkOcclusionScores
+from .evaluation.occlusion_output import OcclusionOutput
 from .losses import LandmarkObjective
-from .metrics import (
-    FaceAUROC,
-    FaceOccluderAUROC,
-    LandmarkNME,
-    OccluderAUROC,
-    landmark_occlusion_scores,
-    normalisation_for,
-)
+from .metrics import LandmarkNME, normalisation_for
 from .schemes import SchemeSpec, get_scheme
 
 log = logging.getLogger(__name__)
@@ -112,7 +105,8 @@ class LandmarkModule(L.LightningModule):
         self.register_buffer("mean_shape_known", torch.tensor(False))
         self.split_metrics = nn.ModuleDict()
         self.baseline_metrics = nn.ModuleDict()
-        self.occlusion_metrics = nn.ModuleDict()  # per split: how well the occlusion map P finds occlusion
+        # Per split: how well the occlusion map P finds occlusion; and the calibration of each checkpoint.
+        self.occlusion_output = OcclusionOutput()
         self.skipped_batches = 0
         # on_non_finite=error: each step's finiteness stays on the device and is read every n steps.
         self._finite: Tensor | None = None
@@ -128,14 +122,7 @@ class LandmarkModule(L.LightningModule):
             if name not in self.split_metrics:
                 self.split_metrics[name] = self._nme_metric(name)
                 self.baseline_metrics[name] = self._nme_metric(name)
-                self.occlusion_metrics[name] = nn.ModuleDict(
-                    {
-                        "occluder_auroc": OccluderAUROC(),
-                        "occluder_auroc_face": FaceOccluderAUROC(),
-                        "face_auroc": FaceAUROC(),
-                        "landmark_occlusion": LandmarkOcclusionScores(),  # AUROC, precision, recall, AP
-                    }
-                )
+                self.occlusion_output.add_split(name)
 
     def _nme_metric(self, split: str) -> LandmarkNME:
         normalisation = normalisation_for(self.nme_normalisation, split)
@@ -327,30 +314,12 @@ class LandmarkModule(L.LightningModule):
             self.baseline_metrics[split].update(mean_shape, batch["target_px"], **faces)
         occlusion = {}
         if "occlusion_map" in outputs:
-            occlusion["landmark_occlusion"] = self._update_occlusion_metrics(outputs["occlusion_map"], batch)
+            occlusion = self.occlusion_output.update(outputs["occlusion_map"], batch)
         if stage == "val":
             self.log("val/loss", terms["loss"], batch_size=len(nme), add_dataloader_idx=False, sync_dist=True)
         return EvalStepOutput(
             **outputs, **occlusion, predicted_px=predicted, nme=nme, normalising_distance=distance
         )
-
-    def _update_occlusion_metrics(self, occlusion_map: Tensor, batch: Batch) -> Tensor:
-        """Adds a batch to its split's occlusion metrics, each where its inputs exist (the face region
-        needs only the landmarks; the occluder mask and visibility flags not every dataset has), and
-        returns each ground-truth point's occlusion score, 1 - P there: (B, L)."""
-        metrics = self.occlusion_metrics[batch["split"][0]]
-        landmarks, index = batch["landmarks"], batch["index"]
-        metrics["face_auroc"].update(occlusion_map, landmarks, batch["image"].shape[-1], index=index)
-        if "occluder_mask" in batch:
-            mask = batch["occluder_mask"]
-            metrics["occluder_auroc"].update(occlusion_map, mask, index=index)
-            metrics["occluder_auroc_face"].update(occlusion_map, mask, landmarks, index=index)
-        has_visibility = torch.as_tensor(batch["has_visibility"], dtype=torch.bool)
-        if bool(has_visibility.any()):
-            metrics["landmark_occlusion"].update(
-                occlusion_map, landmarks, batch["visible"], has_visibility, index=index
-            )
-        return landmark_occlusion_scores(occlusion_map, landmarks)
 
     def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> EvalStepOutput:
         return self._eval_step(batch, "val")
@@ -366,12 +335,9 @@ class LandmarkModule(L.LightningModule):
             values = metric.compute()
             if self.mean_shape_known and self.baseline_metrics[split].update_called:
                 values["nme_mean_shape"] = self.baseline_metrics[split].compute()["nme"]
-            for name, occlusion_metric in self.occlusion_metrics[split].items():
-                if occlusion_metric.update_called:
-                    value = occlusion_metric.compute()  # one number, or a dict of them (landmark_occlusion)
-                    measured = value if isinstance(value, dict) else {name: value}
-                    values.update({k: v for k, v in measured.items() if not torch.isnan(v)})  # NaN: undefined
-                    occlusion_metric.reset()
+            # Validation refits the calibration: every checkpoint of the epoch carries that of its weights.
+            fit = stage == "val" and not self.trainer.sanity_checking
+            values |= self.occlusion_output.compute(split, stage, self.current_epoch, fit)
             for name, value in values.items():
                 self.log(f"{prefix}/{name}", value, prog_bar=stage == "val" and name == "nme")
             metric.reset()

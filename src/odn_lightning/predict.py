@@ -26,7 +26,7 @@ from . import runs
 from .checkpoints import CheckpointError
 from .config import CONFIG_DIR
 from .inference.detectors import FaceDetector
-from .inference.exporting import export_model
+from .inference.exporting import export_model, occlusion_calibration
 from .inference.media import Skipped, open_media
 from .inference.model import load_trained_model
 from .inference.outputs import PredictionOutputs
@@ -37,6 +37,24 @@ from .schemes import get_scheme, scheme_from_declaration
 log = logging.getLogger(__name__)
 RUNTIMES = ("eager", "onnx")
 SKIPPED_SHOWN = 10
+UNCALIBRATED = (
+    "not output: the model has no calibration (its training run had no occlusion flags on its "
+    "validation split), and its raw map P is no occlusion probability (its sign is not even fixed); "
+    "overlay_map=true still draws P"
+)
+UNCALIBRATED_LINE = f"occlusion: {UNCALIBRATED}"
+
+
+def occlusion_note(has_map: bool, calibrated: bool) -> str:
+    """What landmarks.json says each face's `occlusion` is."""
+    if not has_map:
+        return "not output: the network has no occlusion map (no distillation module)"
+    if not calibrated:
+        return UNCALIBRATED
+    return (
+        "each point's probability of being occluded: 1 - P at the point through the calibration in "
+        "model.occlusion_calibration (fitted on the training run's validation flags, with the figures it reached)"
+    )
 
 
 def load_runtime(cfg: DictConfig) -> tuple[Runtime, dict[str, Any]]:
@@ -105,7 +123,10 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         batch_size=int(cfg.batch_size),
         refine=int(cfg.refine),
         max_faces=cfg.max_faces,
+        calibration=occlusion_calibration(metadata),
     )
+    if runtime.has_occlusion_map and predictor.calibration is None:
+        print(UNCALIBRATED_LINE, flush=True)
     scheme = scheme_from_declaration(metadata["scheme"])
     output_dir = Path(cfg.paths.output_dir)
     outputs = PredictionOutputs(
@@ -116,10 +137,11 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
             "runtime": runtime.name,
             "detector": detector.name,
             "refine": predictor.refine,
+            "occlusion": occlusion_note(runtime.has_occlusion_map, predictor.calibration is not None),
         },
         num_landmarks=scheme.num_landmarks,
         no_face_reason=no_face_reason(detector),
-        has_occlusion=runtime.has_occlusion_map,
+        has_occlusion=predictor.calibration is not None,
         relative_to=media.root,
         save_pts=bool(cfg.save_pts),
         annotate_images=bool(cfg.annotate),

@@ -58,12 +58,19 @@ def occlusion_columns(num_landmarks: int) -> list[str]:
     return [f"occ_score{i}" for i in range(num_landmarks)]
 
 
+def probability_columns(num_landmarks: int) -> list[str]:
+    """Each point's calibrated probability of being occluded: occ_prob0, occ_prob1, ..."""
+    return [f"occ_prob{i}" for i in range(num_landmarks)]
+
+
 def write_predictions(rows: Sequence[Mapping], path: Path) -> Path:
     """rows: image_path, split, index, normalising_distance, nme, predicted (L, 2), target (L, 2) in pixels,
-    and optionally occlusion (L,), each point's occlusion score (written when every row has it).
-    Written atomically, UTF-8 with surrogate escapes: a non-UTF-8 image path is kept byte for byte."""
+    and optionally occlusion (L,), each point's raw occlusion score 1 - P, and probability (L,), its
+    calibrated probability of being occluded (each written when every row has it). Written atomically,
+    UTF-8 with surrogate escapes: a non-UTF-8 image path is kept byte for byte."""
     num_landmarks = len(rows[0]["predicted"]) if rows else 0
     scores = bool(rows) and all("occlusion" in row for row in rows)
+    probabilities = bool(rows) and all("probability" in row for row in rows)
     with atomic_open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(
@@ -71,10 +78,12 @@ def write_predictions(rows: Sequence[Mapping], path: Path) -> Path:
             + point_columns("pred", num_landmarks)
             + point_columns("gt", num_landmarks)
             + (occlusion_columns(num_landmarks) if scores else [])
+            + (probability_columns(num_landmarks) if probabilities else [])
         )
         for row in rows:
             values = [row["predicted"].ravel(), row["target"].ravel()]
             values += [np.asarray(row["occlusion"]).ravel()] if scores else []
+            values += [np.asarray(row["probability"]).ravel()] if probabilities else []
             points = [f"{v:.6f}" for v in np.concatenate(values)]
             writer.writerow(
                 [
@@ -91,8 +100,9 @@ def write_predictions(rows: Sequence[Mapping], path: Path) -> Path:
 
 def read_predictions(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     """predictions.csv by split: `image_path`, `index`, `normalising_distance`, `nme` (N,), `predicted` and
-    `target` (N, L, 2) in original pixels, and `occlusion` (N, L), each point's occlusion score, where
-    the file has it (networks with the distillation module)."""
+    `target` (N, L, 2) in original pixels, `occlusion` (N, L), each point's raw occlusion score, where
+    the file has it (networks with the distillation module), and `probability` (N, L), its calibrated
+    probability of being occluded, where the file has it (checkpoints with a calibration)."""
     with Path(path).open(encoding=ENCODING, errors=ERRORS, newline="") as f:
         rows = list(csv.DictReader(f))
     by_split: dict[str, dict[str, np.ndarray]] = {}
@@ -117,6 +127,9 @@ def read_predictions(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
         if "occ_score0" in rows[0]:
             scores = occlusion_columns(num_landmarks)
             by_split[split]["occlusion"] = np.array([[float(row[c]) for c in scores] for row in chosen])
+        if "occ_prob0" in rows[0]:
+            columns = probability_columns(num_landmarks)
+            by_split[split]["probability"] = np.array([[float(row[c]) for c in columns] for row in chosen])
     return by_split
 
 
@@ -166,9 +179,23 @@ OCCLUSION_COLUMNS = {
     "landmark_occlusion_recall": f"occlusion recall@{DECISION_THRESHOLD:g} (%)",
     "landmark_occlusion_recall_at_p80": "occlusion recall@80% precision (%)",
     "landmark_occlusion_ap": "occlusion AP",
+    "occlusion_probability_auroc": "calibrated occlusion AUROC",
+    "occlusion_probability_ap": "calibrated occlusion AP",
+    "occlusion_probability_precision": "calibrated occlusion precision (%)",
+    "occlusion_probability_recall": "calibrated occlusion recall (%)",
+    "occlusion_probability_recall_at_p80": "calibrated occlusion recall@80% precision (%)",
 }
 # Those shown as fractions (4 digits) rather than percentages.
-FRACTION_COLUMNS = {k for k in OCCLUSION_COLUMNS if "auroc" in k} | {"landmark_occlusion_ap"}
+FRACTION_COLUMNS = {k for k in OCCLUSION_COLUMNS if k.endswith(("_auroc", "_ap"))}
+
+
+CALIBRATED_LEGEND = (
+    "Calibrated occlusion: the probability that a point is occluded, from its raw score 1 - P by the "
+    "calibration fitted on the validation split's flags at the checkpoint's epoch (Platt scaling, "
+    "its direction learnt: an inverted P reads the right way round); the numbers the suite outputs "
+    "(predictions.csv's occ_prob, predict, the exported model). AUROC, AP and recall@80% precision "
+    "exact (unbinned); precision and recall at the calibration's decision threshold (probability >= 0.5)."
+)
 
 
 AUROC_LEGEND = (
@@ -257,6 +284,8 @@ def write_report(
         f"test/{s}/landmark_occlusion_{k}" in metrics for s in splits for k in ("precision", "recall", "ap")
     ):
         lines += [OCCLUSION_DETECTION_LEGEND, ""]
+    if any(f"test/{s}/occlusion_probability_auroc" in metrics for s in splits):
+        lines += [CALIBRATED_LEGEND, ""]
     lines += [f"![{name}]({name})" for name in pictures]
     return atomic_write_text(path, "\n".join(lines) + "\n")
 
@@ -468,8 +497,9 @@ class EvaluationReport(L.Callback):
         distance = outputs["normalising_distance"].detach().cpu().numpy()
         predicted = outputs["predicted_px"].detach().to(torch.float64).cpu().numpy()
         nme = outputs["nme"].detach().cpu().numpy()
-        occlusion = outputs.get("landmark_occlusion")
+        occlusion, probability = (outputs.get(k) for k in ("landmark_occlusion", "occlusion_probability"))
         occlusion = occlusion.detach().float().cpu().numpy() if occlusion is not None else None
+        probability = probability.detach().float().cpu().numpy() if probability is not None else None
         for i in range(len(nme)):
             row = {
                 "image_path": batch["image_path"][i],
@@ -482,6 +512,8 @@ class EvaluationReport(L.Callback):
             }
             if occlusion is not None:
                 row["occlusion"] = occlusion[i]
+            if probability is not None:
+                row["probability"] = probability[i]
             self.rows.append(row)
         if self.pictures > 0:
             if split not in self.first_faces and trainer.is_global_zero:

@@ -53,8 +53,9 @@ def test_eval_on_cofw68_writes_the_benchmarks_result_file(trained_run, tmp_path)
     order = np.argsort(rows["index"])
     # Written 1-based with 3 decimals, read back 0-based: predictions.csv's points to 5e-4 px.
     np.testing.assert_allclose(results.points, rows["predicted"][order], atol=6e-4)
-    # The trained ODN has an occlusion map: its states are its scores at the decision threshold.
-    assert results.occluded.tolist() == (rows["occlusion"][order] >= 0.5).tolist()
+    # The trained ODN carries a calibration (its validation split has flags): the states are its
+    # calibrated probabilities at the decision threshold, never the raw 1 - P.
+    assert results.occluded.tolist() == (rows["probability"][order] >= 0.5).tolist()
     # The benchmark's evaluator reads it (here: the suite's port of it, through figure4).
     run_figure4(
         compose_config(

@@ -171,3 +171,27 @@ def test_benchmark_numbers_of_score_equal_the_module(benchmark_checkout, tmp_pat
     expected = benchmark.score(benchmark.read_results(tmp_path / "m.txt", 3), points, occluded)
     for key, value in expected.items():
         assert metrics[f"test/cofw68/benchmark/{key}"] == pytest.approx(value), key
+
+
+def test_the_command_refuses_a_bad_result_file_in_one_line(benchmark_checkout, tmp_path):
+    from ..helpers.cli import run_cli
+
+    face = eyes_face(0)
+    lines = result_lines(1, face, np.zeros(68, int)).splitlines()
+    lines[1] = " ".join(lines[1].split()[:67])
+    (tmp_path / "short.txt").write_text("\n".join(lines) + "\n")
+    done = run_cli(
+        "odn_lightning.score",
+        "data=cofw68",
+        f"data.root={benchmark_checkout}",
+        "data.expected_counts.cofw68=3",
+        f"predictions={tmp_path / 'short.txt'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: {tmp_path / 'short.txt'}: line 2: 67 x coordinates, the benchmark needs 68 "
+        "(4 lines a face: index, 68 x, 68 y, 68 occlusion states)"
+    ]
+    assert "Traceback" not in done.stderr

@@ -20,7 +20,7 @@ from odn_lightning.inference.model import load_trained_model
 from odn_lightning.inference.pipeline import LandmarkPredictor
 from odn_lightning.inference.runtimes import EagerRuntime
 from odn_lightning.predict import predict
-from odn_lightning.reports import occlusion_columns, point_columns
+from odn_lightning.reports import point_columns, probability_columns
 
 from ..helpers.cli import run_cli
 from ..helpers.configs import compose_config
@@ -88,10 +88,18 @@ def test_folder_of_real_photos_finds_every_face_and_names_the_corrupt_image(tmp_
     # The CSV says the same as the JSON, with the columns of predictions.csv.
     rows = list(csv.DictReader((out / "landmarks.csv").open()))
     assert len(rows) == len(faces)
-    assert set(point_columns("pred", 68) + occlusion_columns(68)) <= set(rows[0])
+    assert set(point_columns("pred", 68) + probability_columns(68)) <= set(rows[0])
     assert float(rows[0]["pred_x5"]) == pytest.approx(faces[0]["landmarks"][5][0], abs=1e-3)
+    # The checkpoint's validation split has flags: each point's occlusion is a calibrated probability,
+    # and the model block carries the calibration with the validation figures it reached.
     scores = np.asarray([f["occlusion"] for f in faces])
     assert scores.shape == (len(faces), 68) and np.all((scores >= 0) & (scores <= 1))
+    calibration = document["model"]["occlusion_calibration"]
+    assert (
+        calibration["auroc"] >= 0.5
+        and calibration["threshold"] == 0.5
+        and "logit" in calibration["probability"]
+    )
     # pts/ is a 300W folder: read back as a dataset, the same points.
     records = read_pts_folder(out / "pts")
     assert len(records) == len(faces)
@@ -239,3 +247,27 @@ def test_frame_results_come_in_input_order_across_batches(checkpoint):
     for result in results:
         for face in result.faces:
             np.testing.assert_allclose(face.landmarks, first, atol=1e-4)
+
+
+def test_a_checkpoint_without_calibration_outputs_no_occlusion(tmp_path, checkpoint, capsys):
+    import torch
+
+    from odn_lightning.checkpoints import load_checkpoint
+    from odn_lightning.evaluation.calibration import uncalibrated
+
+    stored = load_checkpoint(checkpoint)
+    stored["state_dict"]["occlusion_output.calibration"] = uncalibrated()  # as a run without flags leaves it
+    bare = tmp_path / "uncalibrated.ckpt"
+    torch.save(stored, bare)
+    cfg = predict_config(tmp_path, f"ckpt_path={bare}", f"input={PHOTOS / 'takeo.png'}", "annotate=true")
+    predict(cfg)
+    out = tmp_path / "predict"
+    document = json.loads((out / "landmarks.json").read_text())
+    assert document["model"]["occlusion_calibration"] is None
+    assert all(face["occlusion"] is None for face in document["faces"])
+    assert document["occlusion"].startswith("not output: the model has no calibration")
+    assert not any(
+        column.startswith(("occ_prob", "occ_score"))
+        for column in next(csv.reader((out / "landmarks.csv").open()))
+    )
+    assert "occlusion: not output: the model has no calibration" in capsys.readouterr().out

@@ -1,5 +1,6 @@
 """README's "detector and crop steps" example, run as written against an exported model: a consumer
-with ONNX Runtime and dlib alone gets predict's points and occlusion scores (refine=0, dlib's box)."""
+with ONNX Runtime and dlib alone gets predict's points and calibrated occlusion probabilities (refine=0,
+dlib's box)."""
 
 from __future__ import annotations
 
@@ -43,10 +44,16 @@ def test_readme_consumer_example_gives_predicts_landmarks(trained_run, tmp_path)
     image = cv2.cvtColor(cv2.imread(str(PHOTO)), cv2.COLOR_BGR2RGB)
     found = dlib.get_frontal_face_detector()(image, 1)[0]
     box = np.array([found.left(), found.top(), found.right() + 1, found.bottom() + 1], dtype=np.float64)
+    assert model.calibration is not None  # its validation split has flags: calibrated
     predictor = LandmarkPredictor(
-        OnnxRuntime(model_path), None, model.image_size, model.crop_margin, refine=0
+        OnnxRuntime(model_path),
+        None,
+        model.image_size,
+        model.crop_margin,
+        refine=0,
+        calibration=model.calibration,
     )
-    _, points, scores, _, _ = predictor.predict_faces([image], [box])[0]
+    _, points, probability, _, _ = predictor.predict_faces([image], [box])[0]
     np.testing.assert_allclose(faces[0][0], points, atol=1e-3)
-    # cv2.remap weighs its four pixels in 1/32 steps: the scores agree to about 1e-4, not to float precision.
-    np.testing.assert_allclose(faces[0][1], scores, atol=1e-3)
+    # The calibrated probabilities, through the metadata's calibration alone.
+    np.testing.assert_allclose(faces[0][1], probability, atol=1e-5)

@@ -4,8 +4,9 @@ the run directory), so that a run can be dropped into the benchmark's `Main.m` u
 Each face is matched to its benchmark index by its ground truth (the annotation file whose points
 equal predictions.csv's to 0.01 px), so faces left out (`data.on_bad_sample=skip`) or not evaluated
 (`trainer.limit_test_batches`) never shift the others; the benchmark counts a face without a result
-as a failure. Occlusion states: the network's occlusion score at `DECISION_THRESHOLD` where it has
-one, else no point called occluded (the benchmark then has no precision for the run).
+as a failure. Occlusion states: the network's calibrated occlusion probability at `DECISION_THRESHOLD`
+where the checkpoint has a calibration, else no point called occluded (a raw 1 - P, whose sign nothing
+fixes, is never turned into states; the benchmark then has no precision for the run).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import numpy as np
 
 from ..data.formats.cofw68 import read_cofw68_annotations
 from ..reports import read_predictions
+from .calibration import DECISION_THRESHOLD
 from .cofw68_benchmark import write_results
-from .occlusion_scores import DECISION_THRESHOLD
 from .scored_run import cofw68_annotations_dir, is_cofw68
 from .scoring import SAME_TRUTH_PX, PredictionsError
 
@@ -47,7 +48,7 @@ def write_cofw68_results(
     rows = read_predictions(predictions_csv)[split]
     truth, _ = read_cofw68_annotations(annotations)
     indices = benchmark_indices(rows["target"], truth)
-    scores = rows.get("occlusion")
+    scores = rows.get("probability")
     occluded = (
         scores >= DECISION_THRESHOLD if scores is not None else np.zeros(rows["predicted"].shape[:2], bool)
     )

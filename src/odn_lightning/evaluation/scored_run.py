@@ -20,7 +20,9 @@ from ..metrics import LandmarkNME
 from ..plots import plot_ced
 from ..reports import PREDICTIONS_FILE, REPORT_FILE, counts_as_metrics, write_predictions, write_report
 from . import cofw68_benchmark as benchmark
-from .occlusion_scores import DECISION_THRESHOLD, PREFIX, point_scores, state_scores
+from .calibration import DECISION_THRESHOLD
+from .occlusion_output import figures
+from .occlusion_scores import PREFIX, point_scores, state_scores
 from .scoring import SplitPredictions
 
 # Where a benchmark checkout keeps the annotations (data.root may be such a checkout alone).
@@ -69,12 +71,15 @@ def is_cofw68(sources: Sequence) -> bool:
 
 def as_benchmark_results(predictions: SplitPredictions, name: str) -> benchmark.MethodResults:
     """A split's predictions as the benchmark's results: its 0/1 states where it has them, else its
-    occlusion scores at DECISION_THRESHOLD, else no point called occluded."""
+    calibrated probabilities at DECISION_THRESHOLD, else no point called occluded (a raw score, whose
+    sign is not even fixed, is never turned into states)."""
     occluded = predictions.occluded
     if occluded is None:
-        scores = predictions.occlusion_score
+        probability = predictions.probability
         occluded = (
-            np.zeros(predictions.points.shape[:2], bool) if scores is None else scores >= DECISION_THRESHOLD
+            probability >= DECISION_THRESHOLD
+            if probability is not None
+            else np.zeros(predictions.points.shape[:2], bool)
         )
     return benchmark.MethodResults(name, name, predictions.points, occluded, predictions.has_prediction)
 
@@ -82,16 +87,20 @@ def as_benchmark_results(predictions: SplitPredictions, name: str) -> benchmark.
 def occlusion_numbers(
     predictions: SplitPredictions, keep: np.ndarray, occluded: torch.Tensor
 ) -> dict[str, float]:
-    """The occlusion numbers of the faces `keep` against their flags, as a run logs them
-    (`landmark_occlusion_*`): all of them from occlusion scores, precision and recall alone from 0/1
-    states; those not defined (NaN) left out, as a run leaves them out."""
+    """The occlusion numbers of the faces `keep` against their flags, as a run logs them: from raw
+    scores `landmark_occlusion_*`, from calibrated probabilities `occlusion_probability_*`, and from
+    0/1 states the threshold pair alone; those not defined (NaN) left out, as a run leaves them out."""
+    numbers: dict[str, float] = {}
     if predictions.occlusion_score is not None:
-        numbers = point_scores(torch.from_numpy(predictions.occlusion_score[keep]), occluded)
-    elif predictions.occluded is not None:
-        numbers = state_scores(torch.from_numpy(predictions.occluded[keep]), occluded)
-    else:
-        return {}
-    return {PREFIX + name: value for name, value in numbers.items() if not np.isnan(value)}
+        raw = point_scores(torch.from_numpy(predictions.occlusion_score[keep]), occluded)
+        numbers |= {PREFIX + name: value for name, value in raw.items()}
+    if predictions.probability is not None:
+        probability = torch.from_numpy(predictions.probability[keep])
+        numbers |= {k: float(v) for k, v in figures(probability, occluded, DECISION_THRESHOLD).items()}
+    if predictions.occluded is not None:
+        states = state_scores(torch.from_numpy(predictions.occluded[keep]), occluded)
+        numbers |= {PREFIX + name: value for name, value in states.items()}
+    return {name: value for name, value in numbers.items() if not np.isnan(value)}
 
 
 def score_split(
@@ -141,6 +150,8 @@ def score_split(
             }
             if predictions.occlusion_score is not None:
                 face["occlusion"] = predictions.occlusion_score[i]
+            if predictions.probability is not None:
+                face["probability"] = predictions.probability[i]
             rows.append(face)
     score = SplitScore(metrics, rows, errors)
     if cofw68:

@@ -24,7 +24,7 @@ import numpy as np
 from ..atomic import ENCODING, ERRORS, shown
 from ..crop import face_box
 from ..data.records import FaceRecord
-from ..reports import occlusion_columns, point_columns, read_predictions
+from ..reports import point_columns, read_predictions
 from . import cofw68_benchmark as benchmark
 
 FORMATS = ("benchmark", "predictions_csv", "landmarks_csv")
@@ -42,8 +42,9 @@ class SplitPredictions:
 
     points: np.ndarray
     has_prediction: np.ndarray  # (N,) bool
-    occlusion_score: np.ndarray | None = None  # (N, L), the method's per-point occlusion score
+    occlusion_score: np.ndarray | None = None  # (N, L), the method's raw per-point occlusion score
     occluded: np.ndarray | None = None  # (N, L) bool, the method's 0/1 occlusion states
+    probability: np.ndarray | None = None  # (N, L), its calibrated probability that a point is occluded
 
 
 def detect_format(path: str | Path) -> str:
@@ -97,6 +98,7 @@ def from_predictions_csv(path: Path, records: list[FaceRecord], split: str) -> S
     points = np.full((count, rows["predicted"].shape[1], 2), np.nan)
     has = np.zeros(count, dtype=bool)
     scores = np.full(points.shape[:2], np.nan) if "occlusion" in rows else None
+    probability = np.full(points.shape[:2], np.nan) if "probability" in rows else None
     for row, index in enumerate(rows["index"]):
         if not 0 <= index < count:
             raise PredictionsError(
@@ -113,7 +115,9 @@ def from_predictions_csv(path: Path, records: list[FaceRecord], split: str) -> S
         points[index], has[index] = rows["predicted"][row], True
         if scores is not None:
             scores[index] = rows["occlusion"][row]
-    return SplitPredictions(points, has, scores)
+        if probability is not None:
+            probability[index] = rows["probability"][row]
+    return SplitPredictions(points, has, scores, probability=probability)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -131,12 +135,14 @@ def from_landmarks_csv(path: Path, records: list[FaceRecord]) -> SplitPrediction
     expected = records[0].landmarks.shape[0] if records else 0
     _point_count(path, count, expected)
     columns = point_columns("pred", count)
-    with_scores = bool(rows) and "occ_score0" in rows[0]
+    # predict writes each point's calibrated probability (occ_prob); files of earlier versions the raw score.
+    kind = next((k for k in ("occ_prob", "occ_score") if rows and f"{k}0" in rows[0]), None)
+    with_scores = kind is not None
     faces: dict[str, list[tuple[np.ndarray, np.ndarray | None]]] = {}
     for row in rows:
         try:
             points = np.array([float(row[c]) for c in columns]).reshape(count, 2)
-            scores = np.array([float(row[c]) for c in occlusion_columns(count)]) if with_scores else None
+            scores = np.array([float(row[f"{kind}{i}"]) for i in range(count)]) if with_scores else None
         except (TypeError, ValueError):
             raise PredictionsError(
                 f"predictions={shown(path)}: the face of {row.get('source')!r} has a missing or non-numeric value"
@@ -154,6 +160,8 @@ def from_landmarks_csv(path: Path, records: list[FaceRecord]) -> SplitPrediction
         points[i], has[i] = best[0], True
         if occlusion is not None:
             occlusion[i] = best[1]
+    if kind == "occ_prob":
+        return SplitPredictions(points, has, probability=occlusion)
     return SplitPredictions(points, has, occlusion)
 
 

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ..atomic import atomic_write_bytes, atomic_write_text
+from ..evaluation.calibration import OcclusionCalibration
 from ..imagenet import IMAGENET_MEAN, IMAGENET_STD
 from .model import TrainedModel
 
@@ -152,6 +153,10 @@ def export_metadata(
             "crop-frame (x, y), as torch.nn.functional.grid_sample(P, points, mode='bilinear', "
             "padding_mode='border', align_corners=False): cell (i, j)'s centre (row i, column j) is at "
             "x = (2 j + 1) / n - 1, y = (2 i + 1) / n - 1; beyond the outer centres the border value holds",
+            "occlusion_probability": "the occlusion_score through `occlusion_calibration` (top level): "
+            "the probability that the point is occluded; where that is null, the training run had no "
+            "occlusion flags to calibrate on, and the score is not an occlusion probability (its sign is "
+            "not even fixed: P may be higher at occluded points)",
         }
     metadata: dict[str, Any] = {
         "metadata_version": METADATA_VERSION,
@@ -194,6 +199,7 @@ def export_metadata(
             OCCLUSION_MAP: occlusion,
         },
         "scheme": scheme,
+        "occlusion_calibration": None if model.calibration is None else model.calibration.summary(),
         "network": model.variant,
         "trained_on": model.data_name,
         "checkpoint": {
@@ -269,7 +275,17 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     for key, good in problems.items():
         if not good:
             raise ExportError(f"{path}: the metadata's '{key}' is missing or invalid; export the model again")
+    try:
+        OcclusionCalibration.from_summary(metadata.get("occlusion_calibration"))
+    except ValueError as err:
+        raise ExportError(f"{path}: {err}") from None
     return metadata
+
+
+def occlusion_calibration(metadata: dict[str, Any]) -> OcclusionCalibration | None:
+    """The calibration of the occlusion output an exported model's (or a checkpoint's) metadata holds;
+    None where it holds none (a model exported before calibration existed included)."""
+    return OcclusionCalibration.from_summary(metadata.get("occlusion_calibration"))
 
 
 def _number(value: Any) -> bool:

@@ -17,6 +17,7 @@ from torch import nn
 
 from ..callbacks import RUN_CONFIG_KEY
 from ..checkpoints import CheckpointError, load_checkpoint
+from ..evaluation.calibration import OcclusionCalibration
 from ..schemes import LandmarkScheme, get_scheme, scheme_declaration
 
 # What the crop is cut around when the run config does not say (the suite's defaults, conf/data/_landmarks.yaml).
@@ -32,6 +33,8 @@ class TrainedModel:
         "occlusion_map": (B, 1, n, n) P, with the DM}.
     image_size: S; crop_margin, crop_box: the crop is the square about the face box enlarged by
         `crop_margin`, the box being the landmarks' tight box ("landmarks") or the dataset's ("dataset").
+    calibration: maps the raw occlusion score 1 - P at a point to the probability that it is occluded
+        (fitted on the training run's validation flags); None where the run had none to fit on.
     """
 
     net: nn.Module
@@ -42,6 +45,8 @@ class TrainedModel:
     variant: str
     data_name: str | None
     checkpoint: Path
+    # The calibration of its occlusion output (evaluation/calibration); None: none, so no occlusion is output.
+    calibration: OcclusionCalibration | None = None
 
     @property
     def has_occlusion_map(self) -> bool:
@@ -58,6 +63,7 @@ class TrainedModel:
             "trained_on": self.data_name,
             "checkpoint": str(self.checkpoint),
             "occlusion_map": self.has_occlusion_map,
+            "occlusion_calibration": None if self.calibration is None else self.calibration.summary(),
         }
 
 
@@ -92,4 +98,5 @@ def load_trained_model(ckpt_path: str | Path) -> TrainedModel:
         variant=str(getattr(net, "variant", type(net).__name__)),
         data_name=data.get("name"),
         checkpoint=path,
+        calibration=model.occlusion_output.fitted if getattr(net, "distillation", None) is not None else None,
     )

@@ -1,14 +1,16 @@
 """What a predict run leaves in its run directory.
 
 - `landmarks.json`: the model (crop, scheme, network), the detector, and per face: source, frame,
-  face number, box, detector box and score, the L points in image pixels and, with the DM, each
-  point's occlusion score; also every skipped input with its reason.
+  face number, box, detector box and score, the L points in image pixels and, with a calibrated
+  occlusion output, each point's probability of being occluded (null otherwise, the model block
+  saying why); also every skipped input with its reason.
 - `landmarks.csv`: one row per face, the columns of `predictions.csv` where they mean the same
-  (`pred_x<i>`, `pred_y<i>`, `occ_score<i>`).
+  (`pred_x<i>`, `pred_y<i>`, `occ_prob<i>`).
 - `skipped.csv`: each image or frame that gave no face, and why (unreadable, no face found).
 - on request, `pts/`: one image and one 300W `.pts` per face in a flat folder, re-readable as a dataset
   (`odn_lightning.data.formats.w300.read_pts_folder`); `annotated/` (images) or `annotated.mp4`
-  (video and camera input): the points coloured by occlusion score, the box, optionally P overlaid.
+  (video and camera input): the points coloured by occlusion probability (where calibrated), the box,
+  optionally P overlaid.
 
 Everything is written atomically; the files listing faces are rewritten at the end of the run (and
 when it is interrupted), so an interrupted run still lists what it did.
@@ -33,7 +35,7 @@ from ..atomic import atomic_write_text
 from ..data.formats.w300 import IMAGE_SUFFIXES as PTS_IMAGE_SUFFIXES
 from ..data.formats.w300 import write_pts
 from ..plots import save_png
-from ..reports import occlusion_columns, point_columns
+from ..reports import point_columns, probability_columns
 from .media import Frame, Skipped
 from .pipeline import FacePrediction, FrameResult
 
@@ -261,7 +263,7 @@ class PredictionOutputs:
         writer.writerow(
             FACE_COLUMNS
             + point_columns("pred", self.num_landmarks)
-            + (occlusion_columns(self.num_landmarks) if occlusion else [])
+            + (probability_columns(self.num_landmarks) if occlusion else [])
         )
         for face in self.faces:
             row = [face["source"], "" if face["frame"] is None else face["frame"], face["face"]]

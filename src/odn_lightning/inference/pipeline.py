@@ -21,6 +21,7 @@ import torch
 
 from ..crop import crop_matrix, crop_to_original, face_box
 from ..data.transforms import warp_crop
+from ..evaluation.calibration import OcclusionCalibration
 from ..imagenet import normalise_image
 from ..metrics import landmark_occlusion_scores
 from ..module import NonFiniteError
@@ -36,7 +37,8 @@ class FacePrediction:
     box: the box the final crop was cut about (x0, y0, x1, y1, image pixels): the tight box of the
         first prediction after a refinement pass, else the detector's box in the suite's convention.
     landmarks: (L, 2) float64, 0-based image pixels (pixel centres on integers).
-    occlusion: (L,) float32, each point's occlusion score 1 - P at the point (None without the DM).
+    occlusion: (L,) float32, each point's calibrated probability of being occluded, from 1 - P at the
+        point (None without the DM or without a calibration).
     matrix: (2, 3) the final crop's matrix (image pixels -> crop pixels), crop_size its side S;
         occlusion_map: P (n, n) over that crop.
     """
@@ -74,6 +76,8 @@ class LandmarkPredictor:
 
     batch_size: faces per network call (faces of several frames share a batch).
     refine: re-crop passes about the previous prediction (0: the detector's box only).
+    calibration: maps each point's raw score 1 - P to the probability that it is occluded; without
+        one the faces carry no occlusion (the raw map is not an occlusion probability).
     """
 
     def __init__(
@@ -86,6 +90,7 @@ class LandmarkPredictor:
         batch_size: int = 32,
         refine: int = 1,
         max_faces: int | None = None,
+        calibration: OcclusionCalibration | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}; give a positive number of faces per network call")
@@ -95,6 +100,7 @@ class LandmarkPredictor:
             raise ValueError(f"max_faces={max_faces}; give a positive number, or null for every face")
         self.runtime = runtime
         self.detector = detector
+        self.calibration = calibration
         self.image_size = image_size
         self.crop_margin = crop_margin
         self.batch_size = batch_size
@@ -139,7 +145,8 @@ class LandmarkPredictor:
     def predict_faces(
         self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]]:
-        """For each (image, box): (box used, landmarks in image pixels, occlusion scores, matrix, P)."""
+        """For each (image, box): (box used, landmarks in image pixels, occlusion probabilities (None
+        without a calibration), matrix, P)."""
         if not images:
             return []
         started = time.perf_counter()
@@ -154,8 +161,9 @@ class LandmarkPredictor:
             if attempt < self.refine:
                 boxes = [face_box(face) for face in points]
         scores = None
-        if maps is not None:
-            scores = landmark_occlusion_scores(torch.from_numpy(maps), torch.from_numpy(landmarks)).numpy()
+        if maps is not None and self.calibration is not None:
+            raw = landmark_occlusion_scores(torch.from_numpy(maps), torch.from_numpy(landmarks))
+            scores = self.calibration.probability(raw).numpy()
         self.network_seconds += time.perf_counter() - started
         self.faces_predicted += len(images)
         return [
