@@ -252,17 +252,25 @@ def test_report_shows_the_occlusion_aurocs_measured_with_their_legend(tmp_path):
     metrics = {
         "test/common/nme": 0.05,
         "test/common/faces": 8,
+        "test/common/occluder_auroc_face": 0.53732,
         "test/common/face_auroc": 0.81234,
         "test/common/landmark_occlusion_auroc": 0.7,
+        "test/common/occlusion_probability_auroc": 0.69254,
         "test/cofw/nme": 0.06,
         "test/cofw/face_auroc": 0.6,
     }
     lines = report_table(metrics, ["common", "cofw"], (0.08,)).splitlines()
-    assert lines[0].endswith("| mean-shape NME (x10^-2) | face AUROC | landmark occlusion AUROC |")
-    assert lines[2].endswith("| - | 0.8123 | 0.7000 |") and lines[3].endswith("| - | 0.6000 | - |")
+    assert lines[0].endswith(
+        "| mean-shape NME (x10^-2) | occluder AUROC in face | face AUROC | landmark occlusion AUROC "
+        "| calibrated occlusion AUROC |"
+    )
+    # Every AUROC a fraction with 4 digits (never x100 as a percentage).
+    assert lines[2].endswith("| - | 0.5373 | 0.8123 | 0.7000 | 0.6925 |")
+    assert lines[3].endswith("| - | - | 0.6000 | - | - |")
     text = write_report(tmp_path / "report.md", metrics, ["common", "cofw"], (0.08,), {}, []).read_text()
     assert "Face AUROC: P against the face region (face pixels positive) over every pixel" in text
     del metrics["test/common/face_auroc"], metrics["test/common/landmark_occlusion_auroc"]
+    del metrics["test/common/occluder_auroc_face"], metrics["test/common/occlusion_probability_auroc"]
     del metrics["test/cofw/face_auroc"]
     text = write_report(tmp_path / "report.md", metrics, ["common", "cofw"], (0.08,), {}, []).read_text()
     assert "AUROC" not in text  # a network without P: neither columns nor legend

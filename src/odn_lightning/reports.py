@@ -186,7 +186,7 @@ OCCLUSION_COLUMNS = {
     "occlusion_probability_recall_at_p80": "calibrated occlusion recall@80% precision (%)",
 }
 # Those shown as fractions (4 digits) rather than percentages.
-FRACTION_COLUMNS = {k for k in OCCLUSION_COLUMNS if k.endswith(("_auroc", "_ap"))}
+FRACTION_COLUMNS = {k for k in OCCLUSION_COLUMNS if "auroc" in k or k.endswith("_ap")}
 
 
 CALIBRATED_LEGEND = (
