@@ -442,12 +442,13 @@ def test_table4_occlusion_table_gives_occluded_nme_and_the_map_aurocs_per_row():
     failed = SweepRun("gm_dm", "failed", Path("/s/2"))
     lines = occlusion_markdown([brnet, odn, failed], ["full"], "full").splitlines()
     assert len(lines) == 4  # header, rule, the two done rows
-    assert lines[2] == "| BRNet | 18.00 | - | - | - | - | - | - | - |"  # no map: no AUROCs
+    assert lines[2] == "| BRNet | 18.00 | - | - | - | - | - | - | - | - | - | - |"  # no map: no AUROCs
     assert lines[3] == (
         "| ODN (GM+LM+DM) | 21.00 ± 1.41 | 0.500 ± 0.141 | 0.850 ± 0.071 | - | 0.750 ± 0.071 | - | - "
-        "| 55.00 ± 7.07 |"
+        "| 55.00 ± 7.07 | - | - | - |"
     )
     assert lines[0].endswith(
         "| full per-landmark occlusion AP | full occlusion precision@0.5 (%) | full occlusion recall@0.5 (%) "
-        "| full occlusion recall@80% precision (%) |"
+        "| full occlusion recall@80% precision (%) | full calibrated occlusion AUROC | full calibrated "
+        "occlusion AP | full calibrated recall@80% precision (%) |"
     )

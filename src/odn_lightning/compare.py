@@ -381,6 +381,7 @@ def comparison_table(groups: Sequence[RunGroup], splits: Sequence[str], threshol
         ("landmark_occlusion_auroc", "{} occlusion AUROC", 1.0, 4),
         ("landmark_occlusion_ap", "{} occlusion AP", 1.0, 4),
         ("landmark_occlusion_recall_at_p80", "{} occlusion recall@80% precision (%)", 100.0, 2),
+        ("occlusion_probability_auroc", "{} calibrated occlusion AUROC", 1.0, 4),
     ):
         if any(f"test/{s}/{name}" in run.metrics for s in splits for run in runs):
             columns.append((name, header, scale, digits))
@@ -464,7 +465,8 @@ def write_comparison(
         comparison_table(groups, splits, threshold),
         "NME normalised as each dataset defines it, x 10^-2 as in the paper; AUC and FR at NME "
         f"{threshold:g}. Occlusion AUROC, AP, recall@80% precision (where measured): how well 1 - P at each "
-        "ground-truth point finds the points annotated occluded, as report.md defines them. n: runs with "
+        "ground-truth point finds the points annotated occluded, as report.md defines them; calibrated: "
+        "the same of the calibrated probability the suite outputs. n: runs with "
         "metrics.json (of the row's runs); over several a cell is mean ± standard deviation (n=k: only k of "
         "them measured it). NO METRICS: no run of the row left metrics.json (failed, or not finished).",
         "",

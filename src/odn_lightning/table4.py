@@ -203,6 +203,9 @@ OCCLUSION_NUMBERS = {
     "landmark_occlusion_precision": (f"occlusion precision@{DECISION_THRESHOLD:g} (%)", 100, 2),
     "landmark_occlusion_recall": (f"occlusion recall@{DECISION_THRESHOLD:g} (%)", 100, 2),
     "landmark_occlusion_recall_at_p80": ("occlusion recall@80% precision (%)", 100, 2),
+    "occlusion_probability_auroc": ("calibrated occlusion AUROC", 1, 3),
+    "occlusion_probability_ap": ("calibrated occlusion AP", 1, 3),
+    "occlusion_probability_recall_at_p80": ("calibrated recall@80% precision (%)", 100, 2),
 }
 
 
@@ -309,7 +312,9 @@ def collect(
         "points, averaged over faces), and how the occlusion map P ranks occluders, the face and occluded "
         "points (AUROC of 1 - P, of P, and of 1 - P read at each point; 0.5 is chance); for the points, the "
         "average precision and, at the raw (uncalibrated) 1 - P, precision and recall at "
-        f"{DECISION_THRESHOLD:g} and recall at 80% precision (occluded points positive).",
+        f"{DECISION_THRESHOLD:g} and recall at 80% precision (occluded points positive); then the same of "
+        "the calibrated probability the suite outputs (its direction learnt on validation: an inverted P "
+        "counts the right way round).",
         "",
         occlusion_markdown(runs, splits, "full" if "full" in splits else splits[-1]) if splits else "",
         *paired_lines(runs, splits),
