@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -308,3 +310,64 @@ def test_coordinate_l2_is_batch_mean_of_squared_error_norm() -> None:
     pred = torch.zeros(2, 2, 2)
     target = torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[1.0, 1.0], [1.0, 1.0]]])
     assert coordinate_l2(pred, target).item() == pytest.approx((1.0 + 4.0) / 2)
+
+
+# ------------------------------------------------------------------ occlusion supervision (beyond the paper)
+
+
+def _flagged_points() -> tuple[torch.Tensor, torch.Tensor]:
+    """Two points of one face at the centres of the left and right halves of a 1 x 2 map: the left
+    point visible, the right one occluded."""
+    landmarks = torch.tensor([[[-0.5, 0.0], [0.5, 0.0]]])
+    visible = torch.tensor([[True, False]])
+    return landmarks, visible
+
+
+def test_occlusion_supervision_is_the_cross_entropy_of_p_at_the_points_against_their_flags():
+    from odn_lightning.losses import occlusion_supervision
+
+    landmarks, visible = _flagged_points()
+    has = torch.tensor([True])
+    right = torch.tensor([[[[0.9, 0.2]]]])  # P high where visible, low where occluded
+    inverted = torch.tensor([[[[0.2, 0.9]]]])
+    # By hand: -(log 0.9 + log(1 - 0.2)) / 2 and -(log 0.2 + log(1 - 0.9)) / 2.
+    expected_right = -(math.log(0.9) + math.log(0.8)) / 2
+    expected_inverted = -(math.log(0.2) + math.log(0.1)) / 2
+    assert occlusion_supervision(right, landmarks, visible, has).item() == pytest.approx(
+        expected_right, rel=1e-5
+    )
+    assert occlusion_supervision(inverted, landmarks, visible, has).item() == pytest.approx(
+        expected_inverted, rel=1e-5
+    )
+    # A face without flags is not supervised: nothing to supervise at all here.
+    assert occlusion_supervision(right, landmarks, visible, torch.tensor([False])) is None
+
+
+def test_occlusion_supervision_adds_the_occluder_mask_at_the_maps_resolution():
+    from odn_lightning.losses import occlusion_supervision
+
+    landmarks, visible = _flagged_points()
+    mask = torch.zeros(1, 4, 4)
+    mask[:, :, 2:] = 255  # the right half of the crop is covered: target 1 left, 0 right
+    p = torch.tensor([[[[0.9, 0.2]]]])
+    points = -(math.log(0.9) + math.log(0.8)) / 2
+    cells = -(math.log(0.9) + math.log(0.8)) / 2  # the same two cells against 1 - coverage (1, 0)
+    value = occlusion_supervision(p, landmarks, visible, torch.tensor([True]), mask)
+    assert value.item() == pytest.approx((points + cells) / 2, rel=1e-5)
+
+
+def test_the_objective_supervises_p_only_when_asked_and_the_gradient_reaches_p():
+    landmarks, visible = _flagged_points()
+    batch = {"visible": visible, "has_visibility": torch.tensor([True])}
+    p = torch.full((1, 1, 1, 2), 0.5, requires_grad=True)
+    outputs = {"landmarks": landmarks.clone(), "occlusion_map": p}
+    net = nn.Linear(2, 2)
+    assert "occlusion_bce" not in LandmarkObjective()(outputs, landmarks, net, batch)  # the paper: off
+    assert "occlusion_bce" not in LandmarkObjective(occlusion_weight=1.0)(outputs, landmarks, net)  # no batch
+    terms = LandmarkObjective(occlusion_weight=2.0, eta=0.0)(outputs, landmarks, net, batch)
+    assert terms["occlusion_bce"].item() == pytest.approx(2.0 * math.log(2.0), rel=1e-5)
+    terms["loss"].backward()
+    # d/dP of BCE: raise P at the visible point, lower it at the occluded one.
+    assert p.grad[0, 0, 0, 0] < 0 < p.grad[0, 0, 0, 1]
+    with pytest.raises(ValueError, match="occlusion_weight=-1"):
+        LandmarkObjective(occlusion_weight=-1)

@@ -152,7 +152,7 @@ def seed_value(value: Any) -> str | None:
 IMAGE_SIZE_WHY = (
     ", as the network down-samples by 32 and its GM and occlusion map P act on the image_size/32 grid"
 )
-OBJECTIVE_WEIGHTS = ("alpha", "beta", "gamma", "lam", "eta")
+OBJECTIVE_WEIGHTS = ("alpha", "beta", "gamma", "lam", "eta", "occlusion_weight")
 
 # (key, check, an example value for the message), checked in this order; keys a config lacks are skipped.
 # `seed` precedes data.seed (which interpolates it), data.scheme the model keys that interpolate it.

@@ -24,6 +24,11 @@ How the objective finds those tensors (the "regularised network" protocol; every
   network or of its first sub-module that has one (timm models), if that is an ``nn.Linear``; else no
   frobenius_fc term.
 * P is ``outputs["occlusion_map"]`` (B, 1, h, w); absent: no l1_P term.
+
+Beyond the paper, off by default (`occlusion_weight`): supervision of P where labels exist, the term
+[occlusion_bce] `occlusion_supervision` between P and what the batch says is visible (each annotated
+point's flag; on the embedded faces also the occluder masks at P's resolution). The paper trains P
+without labels; its sign is then free (experiments/mechanism), which this term fixes.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
+from torch.nn import functional as F
 
 # What the coordinate term measures: the crop's normalised frame ([-1, 1] across the crop) or crop
 # pixels. It sets the scale of the L2 term against the regularisers, whose weights are the paper's.
@@ -55,6 +61,40 @@ _QUINTIC_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # from Muon (Jordan et al., 2
 def coordinate_l2(pred: Tensor, target: Tensor) -> Tensor:
     """Mean over the batch of the squared L2 norm of the (L*2)-vector of coordinate errors."""
     return (pred - target).pow(2).flatten(1).sum(dim=1).mean()
+
+
+def _binary_cross_entropy(probability: Tensor, target: Tensor) -> Tensor:
+    """Mean BCE of probabilities against targets in [0, 1], in float32 (safe under autocast)."""
+    p = probability.float().clamp(1e-6, 1.0 - 1e-6)
+    target = target.float()
+    return -(target * p.log() + (1.0 - target) * (1.0 - p).log()).mean()
+
+
+def occlusion_supervision(
+    occlusion_map: Tensor,
+    landmarks: Tensor,
+    visible: Tensor,
+    has_visibility: Tensor,
+    occluder_mask: Tensor | None = None,
+) -> Tensor | None:
+    """Binary cross-entropy of P (B, 1, h, w; 1 keeps a cell's features, 0 suppresses them) against
+    visibility: at the annotated points of the faces with flags (has_visibility (B,)), P read
+    bilinearly at each point (landmarks (B, L, 2) in the crop frame, as `metrics.landmark_occlusion_scores`
+    reads it) against its flag (visible (B, L): 1); and, where occluder masks exist ((B, S, S), non-zero
+    on occluders), every cell of P against the share of it no occluder covers. The mean of the parts
+    present; None when there is nothing to supervise."""
+    parts = []
+    keep = torch.as_tensor(has_visibility, device=occlusion_map.device).bool()
+    if bool(keep.any()):
+        grid = landmarks[keep].to(occlusion_map.dtype)[:, :, None, :]
+        at_points = F.grid_sample(
+            occlusion_map[keep], grid, mode="bilinear", padding_mode="border", align_corners=False
+        )[:, 0, :, 0]
+        parts.append(_binary_cross_entropy(at_points, visible[keep]))
+    if occluder_mask is not None:
+        covered = F.adaptive_avg_pool2d((occluder_mask > 0).float()[:, None], occlusion_map.shape[-2:])
+        parts.append(_binary_cross_entropy(occlusion_map, 1.0 - covered))
+    return torch.stack(parts).mean() if parts else None
 
 
 def _spectral_norm_upper_bound(matrix: Tensor) -> Tensor:
@@ -180,6 +220,9 @@ class LandmarkObjective(nn.Module):
             frobenius_fc leave the loss and become the optimiser's weight decay through
             `parameter_groups`, each with decay 2 * its weight (the shrink per step that SGD applies to
             the term in the loss at the same learning rate).
+        occlusion_weight: weight of the occlusion supervision of P (`occlusion_supervision`), beyond
+            the paper; 0 (default): P learns without labels, as in the paper. Needs the batch
+            (`forward`'s `batch`) for its flags and masks.
     """
 
     def __init__(
@@ -193,8 +236,12 @@ class LandmarkObjective(nn.Module):
         coordinate_unit: str = "normalised",
         crop_size: int | None = None,
         weight_penalty: str = "loss",
+        occlusion_weight: float = 0.0,
     ) -> None:
         super().__init__()
+        if not occlusion_weight >= 0:
+            raise ValueError(f"model.objective.occlusion_weight={occlusion_weight!r}; give 0 or more")
+        self.occlusion_weight = occlusion_weight
         if weight_penalty not in WEIGHT_PENALTIES:
             raise ValueError(
                 f"model.objective.weight_penalty={weight_penalty!r}; choose one of {WEIGHT_PENALTIES}"
@@ -214,7 +261,11 @@ class LandmarkObjective(nn.Module):
         self.alpha, self.beta, self.gamma, self.lam, self.eta = alpha, beta, gamma, lam, eta
         self.nuclear_norm_method = nuclear_norm_method
 
-    def forward(self, outputs: Mapping[str, Tensor], target: Tensor, net: nn.Module) -> dict[str, Tensor]:
+    def forward(
+        self, outputs: Mapping[str, Tensor], target: Tensor, net: nn.Module, batch: Mapping | None = None
+    ) -> dict[str, Tensor]:
+        """`batch` (the training batch: `visible`, `has_visibility`, optionally `occluder_mask`) feeds the
+        occlusion supervision; without it, or with occlusion_weight 0, there is none."""
         scale = self.coordinate_scale
         coord = coordinate_l2(outputs["landmarks"].float() * scale, target.float() * scale)
         terms: dict[str, Tensor] = {"coord_l2": coord}
@@ -232,6 +283,12 @@ class LandmarkObjective(nn.Module):
         occlusion = outputs.get("occlusion_map")
         if occlusion is not None:
             add("l1_P", self.eta, lambda: occlusion.float().abs().flatten(1).sum(dim=1).mean())
+            if self.occlusion_weight and batch is not None:
+                supervision = occlusion_supervision(
+                    occlusion, target, batch["visible"], batch["has_visibility"], batch.get("occluder_mask")
+                )
+                if supervision is not None:
+                    terms["occlusion_bce"] = self.occlusion_weight * supervision
 
         loss = torch.stack(list(terms.values())).sum()
         return {"loss": loss, **{name: value.detach() for name, value in terms.items()}}

@@ -35,7 +35,7 @@ class NonFiniteError(FloatingPointError):
 class LandmarkModule(L.LightningModule):
     """Args:
     net: the landmark network.
-    objective: eq. (3) by default (`LandmarkObjective`); called as objective(outputs, target, net).
+    objective: eq. (3) by default (`LandmarkObjective`); called as objective(outputs, target, net, batch).
     optimizer: a partial taking `params` (default: AdamW at lr 1e-3).
     scheduler: a partial taking `optimizer`; where it leaves `total_steps` null (a one-cycle
         schedule spans the whole run), the trainer's count of optimiser steps fills it.
@@ -144,7 +144,7 @@ class LandmarkModule(L.LightningModule):
     def _step(self, batch: Batch) -> tuple[NetworkOutput, dict[str, Tensor]]:
         outputs = self.net(batch["image"].contiguous(memory_format=self.memory_format))
         try:
-            return outputs, self.objective(outputs, batch["landmarks"], self.net)
+            return outputs, self.objective(outputs, batch["landmarks"], self.net, batch)
         except (torch.linalg.LinAlgError, RuntimeError) as err:
             # The SVD of a non-finite M fails before any loss exists: name the weights, not LAPACK.
             broken = [name for name, p in self.net.named_parameters() if not torch.isfinite(p).all()]

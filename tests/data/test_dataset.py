@@ -3,6 +3,7 @@ boxes steer the crop, occluding patches flag the points they cover, and samples 
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -114,6 +115,24 @@ def test_occluding_patches_flag_the_points_they_cover(tmp_path):
         flagged += int(on_patch.sum())
     assert flagged > 0
     assert occlusion_augmentation(probability=0.0) is None  # the paper recipe: no patches
+
+
+def test_occluding_patches_join_the_occluder_mask(tmp_path):
+    # The occluder mask (what supervises P on the embedded faces) covers the patches too, so that the
+    # flags, the mask and the pixels agree.
+    write_image(tmp_path / "a.jpg", 0)
+    cv2.imwrite(str(tmp_path / "a_mask.png"), np.zeros((96, 96), np.uint8))  # no generated occluder
+    points = face_points(1, 68).astype(np.float32)
+    record = FaceRecord(
+        tmp_path / "a.jpg", points, occlusion=np.zeros(68, dtype=np.uint8), mask_path=tmp_path / "a_mask.png"
+    )
+    occlusion = occlusion_augmentation(probability=1.0, num_patches=(2, 2), size=(0.3, 0.4), fill=0)
+    plain = LandmarkDataset([record], SCHEME, "x", 64, 0.25, occluder_masks=True)[0]
+    assert not plain["occluder_mask"].any()
+    sample = LandmarkDataset([record], SCHEME, "x", 64, 0.25, occlusion=occlusion, occluder_masks=True)[0]
+    changed = (sample["image"] != plain["image"]).any(dim=0)
+    masked = sample["occluder_mask"] > 0
+    assert masked.any() and bool((masked == changed).float().mean() > 0.99)
 
 
 def test_augmented_samples_are_reproducible_by_torch_seed(tmp_path):

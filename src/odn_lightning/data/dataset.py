@@ -217,11 +217,12 @@ class LandmarkDataset(Dataset):
             self.photometric.set_random_seed(seed + 1)
             image = self.photometric(image=image)["image"]
         points = apply_matrix(matrix, landmarks.astype(np.float64))
+        patches = None  # where occlusion augmentation painted its patches (1), for the occluder mask
         if self.occlusion is not None:
             self.occlusion.set_random_seed(seed + 2)
             patched = self.occlusion(image=image, mask=np.zeros(image.shape[:2], dtype=np.uint8))
-            image = patched["image"]
-            visible = visible & ~covered_points(patched["mask"], points)
+            image, patches = patched["image"], patched["mask"]
+            visible = visible & ~covered_points(patches, points)
         sample = Sample(
             image=torch.from_numpy(normalise_image(image)),
             landmarks=torch.from_numpy(to_normalised(points, self.image_size).astype(np.float32)),
@@ -235,9 +236,13 @@ class LandmarkDataset(Dataset):
             split=self.split,
             image_path=str(record.image_path),
         )
-        if self.occluder_masks and cached_mask is not None:
-            sample["occluder_mask"] = torch.from_numpy(np.array(cached_mask))
-        elif self.occluder_masks:
-            mask = load_image(record.mask_path, "L", self.max_image_pixels)
-            sample["occluder_mask"] = torch.from_numpy(warp_crop(mask, matrix, self.image_size, nearest=True))
+        if self.occluder_masks:
+            if cached_mask is not None:
+                mask = np.array(cached_mask)
+            else:
+                mask = load_image(record.mask_path, "L", self.max_image_pixels)
+                mask = warp_crop(mask, matrix, self.image_size, nearest=True)
+            if patches is not None:  # an augmentation patch occludes as the generated occluders do
+                mask = np.where(patches > 0, np.uint8(255), mask)
+            sample["occluder_mask"] = torch.from_numpy(mask)
         return sample
