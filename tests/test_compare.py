@@ -235,3 +235,22 @@ def test_compare_config_holds_the_module_defaults(tmp_path):
     assert tuple(cfg.replicate_keys) == compare.REPLICATE_KEYS
     assert tuple(cfg.ignore_keys) == compare.IGNORE_KEYS
     assert list(cfg.runs) == [] and cfg.threshold == 0.10
+
+
+def test_occlusion_columns_show_where_measured_as_mean_and_std():
+    def run(name: str, metrics: dict) -> compare.Run:
+        return compare.Run(Path(name), "train", {}, metrics={"test/full/nme": 0.07, **metrics})
+
+    supervised = compare.RunGroup(
+        "model.objective.occlusion_weight=1",
+        [
+            run("a", {"test/full/occlusion_probability_auroc": 0.9, "test/full/occlusion_probability_ap": 0.6}),
+            run("b", {"test/full/occlusion_probability_auroc": 0.8, "test/full/occlusion_probability_ap": 0.4}),
+        ],
+    )
+    brnet = compare.RunGroup("model=brnet", [run("c", {})])
+    lines = compare.comparison_table([supervised, brnet], ["full"], 0.1).splitlines()
+    assert lines[0].endswith("| full calibrated occlusion AUROC | full calibrated occlusion AP |")
+    # Mean ± sample standard deviation over the seeds; "-" where a row has no map.
+    assert lines[2].endswith("| 0.8500 ± 0.0707 | 0.5000 ± 0.1414 |")
+    assert lines[3].endswith("| - | - |")

@@ -382,6 +382,8 @@ def comparison_table(groups: Sequence[RunGroup], splits: Sequence[str], threshol
         ("landmark_occlusion_ap", "{} occlusion AP", 1.0, 4),
         ("landmark_occlusion_recall_at_p80", "{} occlusion recall@80% precision (%)", 100.0, 2),
         ("occlusion_probability_auroc", "{} calibrated occlusion AUROC", 1.0, 4),
+        ("occlusion_probability_ap", "{} calibrated occlusion AP", 1.0, 4),
+        ("occlusion_probability_recall_at_p80", "{} calibrated recall@80% precision (%)", 100.0, 2),
     ):
         if any(f"test/{s}/{name}" in run.metrics for s in splits for run in runs):
             columns.append((name, header, scale, digits))

@@ -29,7 +29,7 @@ from .inference.detectors import FaceDetector
 from .inference.exporting import export_model, occlusion_calibration
 from .inference.media import Skipped, open_media
 from .inference.model import load_trained_model
-from .inference.outputs import PredictionOutputs
+from .inference.outputs import UNCALIBRATED_LINE, PredictionOutputs, occlusion_note
 from .inference.pipeline import LandmarkPredictor, no_face_reason
 from .inference.runtimes import EagerRuntime, OnnxRuntime, Runtime
 from .schemes import get_scheme, scheme_from_declaration
@@ -37,24 +37,6 @@ from .schemes import get_scheme, scheme_from_declaration
 log = logging.getLogger(__name__)
 RUNTIMES = ("eager", "onnx")
 SKIPPED_SHOWN = 10
-UNCALIBRATED = (
-    "not output: the model has no calibration (its training run had no occlusion flags on its "
-    "validation split), and its raw map P is no occlusion probability (its sign is not even fixed); "
-    "overlay_map=true still draws P"
-)
-UNCALIBRATED_LINE = f"occlusion: {UNCALIBRATED}"
-
-
-def occlusion_note(has_map: bool, calibrated: bool) -> str:
-    """What landmarks.json says each face's `occlusion` is."""
-    if not has_map:
-        return "not output: the network has no occlusion map (no distillation module)"
-    if not calibrated:
-        return UNCALIBRATED
-    return (
-        "each point's probability of being occluded: 1 - P at the point through the calibration in "
-        "model.occlusion_calibration (fitted on the training run's validation flags, with the figures it reached)"
-    )
 
 
 def load_runtime(cfg: DictConfig) -> tuple[Runtime, dict[str, Any]]:

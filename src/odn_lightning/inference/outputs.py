@@ -49,6 +49,26 @@ FACE_COLUMNS = ["source", "frame", "face", "box_x0", "box_y0", "box_x1", "box_y1
 DECIMALS = 3
 
 
+UNCALIBRATED = (
+    "not output: the model has no calibration (its training run had no occlusion flags on its "
+    "validation split, or it predates calibrated occlusion), and its raw map P is no occlusion "
+    "probability (its sign is not even fixed); overlay_map=true still draws P"
+)
+UNCALIBRATED_LINE = f"occlusion: {UNCALIBRATED}"
+
+
+def occlusion_note(has_map: bool, calibrated: bool) -> str:
+    """What landmarks.json says each face's `occlusion` is."""
+    if not has_map:
+        return "not output: the network has no occlusion map (no distillation module)"
+    if not calibrated:
+        return UNCALIBRATED
+    return (
+        "each point's probability of being occluded: 1 - P at the point through the calibration in "
+        "model.occlusion_calibration (fitted on the training run's validation flags, with the figures it reached)"
+    )
+
+
 def occlusion_colour(score: float) -> tuple[int, int, int]:
     """RGB of a point by its occlusion score: green (0, visible) through yellow to red (1, occluded)."""
     score = float(np.clip(score, 0.0, 1.0))
