@@ -42,8 +42,8 @@ class FaultAtStep(L.Callback):
             objective = pl_module.objective
             forward = objective.forward
 
-            def nan_forward(outputs, target, net):
-                terms = forward(outputs, target, net)
+            def nan_forward(outputs, target, net, batch=None):
+                terms = forward(outputs, target, net, batch)
                 terms["coord_l2"] = terms["coord_l2"] * float("nan")
                 terms["loss"] = terms["loss"] * float("nan")
                 return terms
