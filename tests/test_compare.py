@@ -244,8 +244,12 @@ def test_occlusion_columns_show_where_measured_as_mean_and_std():
     supervised = compare.RunGroup(
         "model.objective.occlusion_weight=1",
         [
-            run("a", {"test/full/occlusion_probability_auroc": 0.9, "test/full/occlusion_probability_ap": 0.6}),
-            run("b", {"test/full/occlusion_probability_auroc": 0.8, "test/full/occlusion_probability_ap": 0.4}),
+            run(
+                "a", {"test/full/occlusion_probability_auroc": 0.9, "test/full/occlusion_probability_ap": 0.6}
+            ),
+            run(
+                "b", {"test/full/occlusion_probability_auroc": 0.8, "test/full/occlusion_probability_ap": 0.4}
+            ),
         ],
     )
     brnet = compare.RunGroup("model=brnet", [run("c", {})])

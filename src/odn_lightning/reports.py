@@ -256,9 +256,10 @@ def write_report(
     facts: Mapping[str, str],
     pictures: Sequence[str],
     truncated_by: str = "trainer.limit_test_batches stopped the evaluation early",
+    sections: Sequence[str] = (),
 ) -> Path:
     """report.md, written atomically; a line above the table names the splits evaluated only in part
-    and what cut them short (`truncated_by`)."""
+    and what cut them short (`truncated_by`); `sections`, lines of Markdown, follow the pictures."""
     lines = ["# Evaluation report", ""]
     lines += [f"- {name}: {value}" for name, value in facts.items()]
     truncated = truncated_splits(metrics, splits)
@@ -287,6 +288,7 @@ def write_report(
     if any(f"test/{s}/occlusion_probability_auroc" in metrics for s in splits):
         lines += [CALIBRATED_LEGEND, ""]
     lines += [f"![{name}]({name})" for name in pictures]
+    lines += ["", *sections] if sections else []
     return atomic_write_text(path, "\n".join(lines) + "\n")
 
 

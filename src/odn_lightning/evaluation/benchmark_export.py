@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.formats.cofw68 import read_cofw68_annotations
-from ..reports import read_predictions
+from ..reports import PREDICTIONS_FILE, read_predictions
 from .calibration import DECISION_THRESHOLD
 from .cofw68_benchmark import write_results
 from .scored_run import cofw68_annotations_dir, is_cofw68
@@ -41,11 +41,10 @@ def benchmark_indices(targets: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 
 def write_cofw68_results(
-    predictions_csv: Path, split: str, annotations: Path, path: Path
+    rows: Mapping[str, np.ndarray], annotations: Path, path: Path
 ) -> tuple[Path, int, int]:
-    """`path` in the benchmark's format from the split's rows of predictions_csv; returns it, the faces
-    written and the benchmark's faces."""
-    rows = read_predictions(predictions_csv)[split]
+    """`path` in the benchmark's format from a split's rows of predictions.csv (`reports.read_predictions`);
+    returns it, the faces written and the benchmark's faces."""
     truth, _ = read_cofw68_annotations(annotations)
     indices = benchmark_indices(rows["target"], truth)
     scores = rows.get("probability")
@@ -64,12 +63,13 @@ def write_benchmark_files(
     (`cofw68_results.txt`, or `<split>_cofw68_results.txt` beside another); one line each to report."""
     lines = []
     chosen = [s for s in evaluated if s in splits and is_cofw68(list(splits[s]))]
+    predictions = output_dir / PREDICTIONS_FILE
+    by_split = read_predictions(predictions) if chosen and predictions.is_file() else {}
     for split in chosen:
-        predictions = output_dir / "predictions.csv"
-        if not predictions.is_file() or split not in read_predictions(predictions):
+        if split not in by_split:
             continue
         name = RESULTS_FILE if len(chosen) == 1 else f"{split}_{RESULTS_FILE}"
         annotations = cofw68_annotations_dir(root, dict(splits[split][0]))
-        path, written, total = write_cofw68_results(predictions, split, annotations, output_dir / name)
+        path, written, total = write_cofw68_results(by_split[split], annotations, output_dir / name)
         lines.append(f"{path} ({written} of {total} faces, the COFW-68 benchmark's result format)")
     return lines

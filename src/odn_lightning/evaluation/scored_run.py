@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import atomic_write_text
 from ..data.dataset import LandmarkDataset
 from ..data.formats.cofw68 import read_cofw68_annotations
 from ..data.records import OCCLUDED_BY_OBJECT, FaceRecord
@@ -232,11 +231,11 @@ def write_outputs(
         facts,
         pictures,
         truncated_by="the predictions file has no prediction for the other faces",
+        sections=[
+            line
+            for split, s in scores.items()
+            if s.benchmark
+            for line in benchmark_markdown(split, s.benchmark)
+        ],
     )
-    extra = [
-        line for split, s in scores.items() if s.benchmark for line in benchmark_markdown(split, s.benchmark)
-    ]
-    if extra:
-        report = (output_dir / REPORT_FILE).read_text(encoding="utf-8")
-        atomic_write_text(output_dir / REPORT_FILE, report + "\n" + "\n".join(extra))
     return metrics
