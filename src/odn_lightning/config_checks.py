@@ -189,7 +189,11 @@ CHECKS: tuple[tuple[str, Check, str], ...] = (
     ("model.on_non_finite", one_of(ON_NON_FINITE), "skip"),
     ("model.channels_last", boolean, "true"),
     ("model.net.num_landmarks", positive_int, "68"),
-    *((f"model.net.{switch}", boolean, "true") for switch in ("use_gm", "use_dm", "use_lm", "pretrained")),
+    *(
+        (f"model.net.{switch}", boolean, "true")
+        for switch in ("use_gm", "use_dm", "use_lm", "pretrained", "visibility_head")
+    ),
+    ("model.net.visibility_channels", positive_int, "64"),
     ("model.net.readout", nullable(one_of(READOUTS)), "conv_pool"),
     ("model.optimizer.lr", number_above(0), "0.001"),
     *((f"model.objective.{weight}", number_at_least(0), "1e-5") for weight in OBJECTIVE_WEIGHTS),
@@ -256,6 +260,7 @@ def check_config(cfg: DictConfig) -> None:
     check_values(cfg, CHECKS, skip_none=("data.scheme",) if filled_later else ())
     _check_data_root(cfg, filled_later)
     _check_model_matches_data(cfg)
+    _check_visibility_head(cfg)
     for key in ("data.nme_normalisation", "model.nme_normalisation"):
         _check_split_normalisations(cfg, key)
     # Train, eval and the data tools all start here: a scheme named by its YAML file goes into the
@@ -324,4 +329,16 @@ def _check_model_matches_data(cfg: DictConfig) -> None:
         raise ConfigError(
             f"model.net.num_landmarks={num_landmarks} but data.scheme={_show(data_scheme)} has {points} points; "
             "leave model.net.num_landmarks to its default `${odn.num_landmarks:${data.scheme}}`"
+        )
+
+
+def _check_visibility_head(cfg: DictConfig) -> None:
+    # The head learns only from the flags: without the supervision term its logits stay as initialised,
+    # and a calibration fitted on them would present noise as occlusion.
+    head = _value(cfg, "model.net.visibility_head", "false")
+    weight = _value(cfg, "model.objective.occlusion_weight", "1.0")
+    if head is True and _is_number(weight) and not weight > 0:
+        raise ConfigError(
+            "model.net.visibility_head=true needs model.objective.occlusion_weight > 0 (the head learns "
+            "only from the visibility flags); e.g. model.objective.occlusion_weight=1.0"
         )

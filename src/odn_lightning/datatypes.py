@@ -53,6 +53,9 @@ class NetworkOutput(TypedDict):
 
     landmarks: Tensor  # (B, L, 2), crop frame
     occlusion_map: NotRequired[Tensor]  # (B, 1, n, n), P in [0, 1]: networks with the distillation module
+    occlusion_logit: NotRequired[
+        Tensor
+    ]  # (B, L), each point's occlusion logit: networks with the visibility head
 
 
 class EvalStepOutput(NetworkOutput):
@@ -61,7 +64,8 @@ class EvalStepOutput(NetworkOutput):
     predicted_px: Tensor  # (B, L, 2) float64, predictions in original pixels
     nme: Tensor  # (B,) float64, each face's NME
     normalising_distance: Tensor  # (B,) float64, what divided each face's mean error
-    # (B, L) float32, each ground-truth point's occlusion score, 1 - P read bilinearly there (with P)
+    # (B, L) float32, each point's raw occlusion score: the visibility head's sigmoid, else 1 - P read
+    # bilinearly at the ground-truth point (`evaluation.occlusion_output.raw_scores`)
     landmark_occlusion: NotRequired[Tensor]
     # (B, L) float32, the calibrated probability that each point is occluded (checkpoints with a calibration)
     occlusion_probability: NotRequired[Tensor]

@@ -28,7 +28,9 @@ How the objective finds those tensors (the "regularised network" protocol; every
 Beyond the paper, off by default (`occlusion_weight`): supervision of P where labels exist, the term
 [occlusion_bce] `occlusion_supervision` between P and what the batch says is visible (each annotated
 point's flag; on the embedded faces also the occluder masks at P's resolution). The paper trains P
-without labels; its sign is then free (experiments/mechanism), which this term fixes.
+without labels; its sign is then free (experiments/mechanism), which this term fixes. A network with
+the visibility head (`models.visibility`) has its occlusion logits trained by the same weight, the term
+[visibility_bce] `visibility_supervision`.
 """
 
 from __future__ import annotations
@@ -95,6 +97,17 @@ def occlusion_supervision(
         covered = F.adaptive_avg_pool2d((occluder_mask > 0).float()[:, None], occlusion_map.shape[-2:])
         parts.append(_binary_cross_entropy(occlusion_map, 1.0 - covered))
     return torch.stack(parts).mean() if parts else None
+
+
+def visibility_supervision(occlusion_logit: Tensor, visible: Tensor, has_visibility: Tensor) -> Tensor | None:
+    """Binary cross-entropy (on logits, float32) of the visibility head's occlusion logits (B, L) against
+    the flags (visible (B, L): 1; occluded is the positive class) of the faces with flags
+    (has_visibility (B,)); None when no face of the batch has flags."""
+    keep = torch.as_tensor(has_visibility, device=occlusion_logit.device).bool()
+    if not bool(keep.any()):
+        return None
+    occluded = 1.0 - visible[keep].float()
+    return F.binary_cross_entropy_with_logits(occlusion_logit[keep].float(), occluded)
 
 
 def _spectral_norm_upper_bound(matrix: Tensor) -> Tensor:
@@ -220,8 +233,8 @@ class LandmarkObjective(nn.Module):
             frobenius_fc leave the loss and become the optimiser's weight decay through
             `parameter_groups`, each with decay 2 * its weight (the shrink per step that SGD applies to
             the term in the loss at the same learning rate).
-        occlusion_weight: weight of the occlusion supervision of P (`occlusion_supervision`), beyond
-            the paper; 0 (default): P learns without labels, as in the paper. Needs the batch
+        occlusion_weight: weight of the occlusion supervision of P (`occlusion_supervision`) and of the
+            visibility head's logits (`visibility_supervision`), beyond the paper; 0 (default): P learns without labels, as in the paper. Needs the batch
             (`forward`'s `batch`) for its flags and masks.
     """
 
@@ -289,6 +302,11 @@ class LandmarkObjective(nn.Module):
                 )
                 if supervision is not None:
                     terms["occlusion_bce"] = self.occlusion_weight * supervision
+        logit = outputs.get("occlusion_logit")
+        if logit is not None and self.occlusion_weight and batch is not None:
+            supervision = visibility_supervision(logit, batch["visible"], batch["has_visibility"])
+            if supervision is not None:
+                terms["visibility_bce"] = self.occlusion_weight * supervision
 
         loss = torch.stack(list(terms.values())).sum()
         return {"loss": loss, **{name: value.detach() for name, value in terms.items()}}

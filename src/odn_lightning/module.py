@@ -313,8 +313,8 @@ class LandmarkModule(L.LightningModule):
             )
             self.baseline_metrics[split].update(mean_shape, batch["target_px"], **faces)
         occlusion = {}
-        if "occlusion_map" in outputs:
-            occlusion = self.occlusion_output.update(outputs["occlusion_map"], batch)
+        if "occlusion_map" in outputs or "occlusion_logit" in outputs:
+            occlusion = self.occlusion_output.update(outputs, batch)
         if stage == "val":
             self.log("val/loss", terms["loss"], batch_size=len(nme), add_dataloader_idx=False, sync_dist=True)
         return EvalStepOutput(

@@ -35,8 +35,8 @@ def faces_scoring(scores) -> tuple[torch.Tensor, torch.Tensor]:
 
 def measure(scores, occluded, index=None, **options) -> dict[str, float]:
     metric = LandmarkOcclusionScores(**options)
-    occlusion_map, landmarks = faces_scoring(scores)
-    metric.update(occlusion_map, landmarks, ~torch.as_tensor(occluded, dtype=torch.bool), index=index)
+    scores = torch.as_tensor(scores, dtype=torch.float32)
+    metric.update(scores, ~torch.as_tensor(occluded, dtype=torch.bool), index=index)
     return {
         name.removeprefix("landmark_occlusion_"): value.item() for name, value in metric.compute().items()
     }

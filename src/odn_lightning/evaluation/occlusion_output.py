@@ -80,25 +80,25 @@ class OcclusionOutput(nn.Module):
                 }
             )
 
-    def update(self, occlusion_map: Tensor, batch: Batch) -> dict[str, Tensor]:
-        """Adds a batch to its split's metrics, each where its inputs exist (the face region needs only
-        the landmarks; occluder masks and visibility flags not every dataset has). Returns what the
-        step passes on: `landmark_occlusion`, each ground-truth point's raw score 1 - P (B, L), and,
-        with a calibration, `occlusion_probability`, its calibrated probability (B, L)."""
+    def update(self, outputs: dict[str, Tensor], batch: Batch) -> dict[str, Tensor]:
+        """Adds a batch to its split's metrics, each where its inputs exist (the map's need P; the face
+        region only the landmarks; occluder masks and visibility flags not every dataset has). Returns
+        what the step passes on: `landmark_occlusion`, each point's raw score (B, L) (`raw_scores`),
+        and, with a calibration, `occlusion_probability`, its calibrated probability (B, L)."""
         split = batch["split"][0]
         metrics, landmarks, index = self.map_metrics[split], batch["landmarks"], batch["index"]
-        metrics["face_auroc"].update(occlusion_map, landmarks, batch["image"].shape[-1], index=index)
-        if "occluder_mask" in batch:
-            mask = batch["occluder_mask"]
-            metrics["occluder_auroc"].update(occlusion_map, mask, index=index)
-            metrics["occluder_auroc_face"].update(occlusion_map, mask, landmarks, index=index)
-        scores = landmark_occlusion_scores(occlusion_map, landmarks)
+        occlusion_map = outputs.get("occlusion_map")
+        if occlusion_map is not None:
+            metrics["face_auroc"].update(occlusion_map, landmarks, batch["image"].shape[-1], index=index)
+            if "occluder_mask" in batch:
+                mask = batch["occluder_mask"]
+                metrics["occluder_auroc"].update(occlusion_map, mask, index=index)
+                metrics["occluder_auroc_face"].update(occlusion_map, mask, landmarks, index=index)
+        scores = raw_scores(outputs, landmarks)
         has_visibility = torch.as_tensor(batch["has_visibility"], dtype=torch.bool)
         if bool(has_visibility.any()):
             visible = batch["visible"]
-            metrics["landmark_occlusion"].update(
-                occlusion_map, landmarks, visible, has_visibility, index=index
-            )
+            metrics["landmark_occlusion"].update(scores, visible, has_visibility, index=index)
             self.collect(split, scores, visible, has_visibility, index)
         step = {"landmark_occlusion": scores}
         probability = self.probability(scores)
@@ -165,6 +165,15 @@ class OcclusionOutput(nn.Module):
         if collected is None or fitted is None:
             return {}
         return figures(fitted.probability(collected[0]), collected[1], fitted.threshold)
+
+
+def raw_scores(outputs: dict[str, Tensor], landmarks: Tensor) -> Tensor:
+    """Each point's raw occlusion score (B, L) in [0, 1], higher: more likely occluded: the visibility
+    head's sigmoid where the network has the head (`occlusion_logit`), else 1 - P read at the points
+    (`landmarks` (B, L, 2), crop frame; `metrics.landmark_occlusion_scores`)."""
+    if "occlusion_logit" in outputs:
+        return torch.sigmoid(outputs["occlusion_logit"].detach().float())
+    return landmark_occlusion_scores(outputs["occlusion_map"], landmarks)
 
 
 def figures(probability: Tensor, occluded: Tensor, threshold: float) -> dict[str, Tensor]:

@@ -24,7 +24,7 @@ from fractions import Fraction
 import torch
 from torch import Tensor
 
-from ..metrics import BinnedAUROC, LandmarkOcclusionAUROC
+from ..metrics import BinnedAUROC
 
 # The decision threshold until a calibration supplies one: raw 1 - P >= 0.5.
 DECISION_THRESHOLD = 0.5
@@ -82,9 +82,9 @@ def detection_scores(at_least: Tensor, cut: int) -> dict[str, Tensor]:
     }
 
 
-class LandmarkOcclusionScores(LandmarkOcclusionAUROC):
-    """Occluded landmarks, every number (`LandmarkOcclusionAUROC`'s update: 1 - P read at each
-    ground-truth point against the flags, over the faces with visibility): `landmark_occlusion_auroc`,
+class LandmarkOcclusionScores(BinnedAUROC):
+    """Occluded landmarks, every number (each point's raw score against its flag, over the faces with
+    visibility; the AUROC is `LandmarkOcclusionAUROC`'s where the score is 1 - P at the point): `landmark_occlusion_auroc`,
     `landmark_occlusion_precision` and `landmark_occlusion_recall` at `decision_threshold` (raw 1 - P,
     uncalibrated), `landmark_occlusion_recall_at_p80` and `landmark_occlusion_ap` (`detection_scores`).
     `compute` gives them as a dict; each is NaN where it is not defined."""
@@ -96,6 +96,13 @@ class LandmarkOcclusionScores(LandmarkOcclusionAUROC):
         self.decision_threshold = decision_threshold
         self.cut = decision_cut(decision_threshold, thresholds)
 
+    def update(  # type: ignore[override]  # per-point scores, not a map
+        self, scores: Tensor, visible: Tensor, keep: Tensor | None = None, index: Tensor | None = None
+    ) -> None:
+        """scores, visible (B, L): each point's raw score (`occlusion_output.raw_scores`) and flag; keep
+        (B,) per face or (B, L) per point, which count (None: all); index (B,) the faces' dataset indices."""
+        super().update(scores, ~visible.to(device=scores.device, dtype=torch.bool), keep, index)
+
     def compute(self) -> dict[str, Tensor]:  # type: ignore[override]  # a dict where the AUROC is a number
         scores = {"auroc": super().compute(), **detection_scores(self.counts_at_or_above(), self.cut)}
         return {PREFIX + name: value.float() for name, value in scores.items()}
@@ -105,7 +112,7 @@ class LandmarkOcclusionScores(LandmarkOcclusionAUROC):
 LEGEND = (
     "Landmark occlusion detection, the occluded class (positive: a point annotated occluded), pooled over "
     "every point of the split's faces with visibility flags; a point's score is the raw 1 - P read at "
-    "it (uncalibrated), rounded down to steps of 0.005 (a method scored from 0/1 states, such as a "
+    "it, or the visibility head's sigmoid where the network has one (uncalibrated), rounded down to steps of 0.005 (a method scored from 0/1 states, such as a "
     "COFW-68 benchmark result file, has precision and recall alone). Precision and recall @"
     f"{DECISION_THRESHOLD:g}: a point is predicted occluded when its score is >= {DECISION_THRESHOLD:g}. "
     "Recall@80% precision: the largest recall at a threshold where precision is >= 80% (0 when none "

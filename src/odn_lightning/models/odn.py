@@ -32,6 +32,7 @@ from .backbone import (
 from .distillation import DistillationModule
 from .geometry import GeometryAwareModule
 from .low_rank import FeatureReadout, LowRankModule
+from .visibility import VisibilityHead
 
 
 class ODN(nn.Module):
@@ -54,6 +55,10 @@ class ODN(nn.Module):
             modules are off (BRNet), else "conv_pool".
         output_stride: 32 (the paper's: Z and P are S/32 on a side) or 16 (layer4 dilated, not
             strided: twice as fine a map for the GM and P, about 1.7x the cost at the same weights).
+        visibility_head: add a per-landmark visibility head (`VisibilityHead`, beyond the paper) on the
+            hybrid features: forward then also returns each point's occlusion logit. Built last, so a
+            network without it is initialised exactly as before.
+        visibility_channels: the width the head reduces the features to.
     """
 
     def __init__(
@@ -73,6 +78,8 @@ class ODN(nn.Module):
         readout_grid: int = 2,
         output_stride: int = 32,
         dm_initial_p: float | None = None,
+        visibility_head: bool = False,
+        visibility_channels: int = 64,
     ) -> None:
         super().__init__()
         self.num_landmarks = num_landmarks
@@ -90,12 +97,16 @@ class ODN(nn.Module):
         self.readout = FeatureReadout(hybrid_channels, readout, readout_channels, readout_grid)
         self.low_rank = LowRankModule(self.readout.dim) if use_lm else None
         self.fc = nn.Linear(self.readout.dim, 2 * num_landmarks)
+        self.visibility = (
+            VisibilityHead(hybrid_channels, num_landmarks, visibility_channels) if visibility_head else None
+        )
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         """images (B, 3, S, S), ImageNet-normalised -> {"landmarks": (B, L, 2), "occlusion_map": ...}.
 
         `landmarks` are (x, y) per point in the crop's [-1, 1] frame. `occlusion_map`, present when the
         DM is on, is P (B, 1, n, n) in [0, 1] at the feature resolution n = S / output_stride.
+        `occlusion_logit`, present with the visibility head, is each point's occlusion logit (B, L).
         """
         outputs: dict[str, Tensor] = {}
         z = features_before_last_block(self.backbone, images)
@@ -107,6 +118,8 @@ class ODN(nn.Module):
         if self.low_rank is not None:
             x = self.low_rank(x)
         outputs["landmarks"] = self.fc(x).view(-1, self.num_landmarks, 2)
+        if self.visibility is not None:
+            outputs["occlusion_logit"] = self.visibility(hybrid, outputs["landmarks"])
         return outputs
 
     @torch.no_grad()
@@ -140,7 +153,9 @@ class ODN(nn.Module):
         else:
             name = "+" + "+".join(modules)
         usual_readout = "conv_pool" if modules else "gap"
-        return name if self.readout.mode == usual_readout else f"{name}, {self.readout.mode} readout"
+        if self.readout.mode != usual_readout:
+            name = f"{name}, {self.readout.mode} readout"
+        return name if self.visibility is None else f"{name} + visibility head"
 
     def extra_repr(self) -> str:
         switches = f"use_gm={self.use_gm}, use_dm={self.use_dm}, use_lm={self.use_lm}"
