@@ -20,6 +20,7 @@ from .config import CONFIG_DIR
 from .config_checks import check_config
 from .data.conventions import evidence
 from .data.datamodule import source_paths
+from .data.records import LABEL_KINDS, label_counts
 from .runs import run_reporting_user_errors
 
 
@@ -46,6 +47,10 @@ def check(cfg: DictConfig) -> dict[str, int]:
             ", ".join(path for source in cfg.data.splits[split] for path in source_paths(source)),
         )
     Console().print(table)
+    labels = {split: label_counts(found) for split, found in records.items()}
+    expected_labels = cfg.data.get("expected_labels") or {}
+    if expected_labels or any(sum(counts.values()) for counts in labels.values()):
+        Console().print(label_table(labels, expected_labels))
     data = OmegaConf.to_container(cfg.data, resolve=True)
     for line in evidence(data, records, datamodule.root):
         print(line)
@@ -56,11 +61,28 @@ def check(cfg: DictConfig) -> dict[str, int]:
     mismatches = datamodule.count_mismatches(counts)
     for split, (found, wanted) in mismatches.items():
         print(f"count: split '{split}' has {found} faces, the benchmark defines {wanted}")
+    for split, (found, wanted) in datamodule.label_mismatches(labels).items():
+        mismatches[split] = (found, wanted)
+        print(f"labels: split '{split}' has points {found}, the published files {wanted}")
     if bad or mismatches:
         sys.exit(
             f"error: {len(bad)} bad faces and {len(mismatches)} split counts off in data.root={cfg.data.root}"
         )
     return counts
+
+
+def label_table(labels: dict[str, dict[str, int]], expected: dict) -> Table:
+    """Points per label kind and split, each beside the published count where the config gives one."""
+    table = Table(title="points per label (visibility flags)")
+    table.add_column("split", justify="left")
+    for kind in LABEL_KINDS:
+        table.add_column(kind.replace("_", " "), justify="right")
+    for split, counts in labels.items():
+        published = expected.get(split) or {}
+        cells = [f"{counts[k]}" + (f" / {published[k]}" if k in published else "") for k in LABEL_KINDS]
+        table.add_row(split, *cells)
+    table.caption = "found / published (the dataset's label files), where the config states them"
+    return table
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="data_check")

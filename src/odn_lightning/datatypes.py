@@ -21,6 +21,7 @@ class Sample(TypedDict):
     landmarks: Tensor  # (L, 2) float32, crop frame: the regression target
     visible: Tensor  # (L,) bool; all True where the dataset has no visibility
     has_visibility: bool  # whether `visible` comes from the dataset
+    located: Tensor  # (L,) bool: points with a position (MERL-RAV's self-occluded have none); else all True
     matrix: Tensor  # (2, 3) float64, original pixels -> crop pixels
     target_px: Tensor  # (L, 2) float64, the annotation in original pixels (what errors are measured on)
     normalising_box: Tensor  # (4,) float64 x0 y0 x1 y1: the dataset's face box, else the landmarks' box
@@ -38,6 +39,7 @@ class Batch(TypedDict):
     landmarks: Tensor  # (B, L, 2)
     visible: Tensor  # (B, L)
     has_visibility: Tensor  # (B,) bool
+    located: Tensor  # (B, L) bool
     matrix: Tensor  # (B, 2, 3)
     target_px: Tensor  # (B, L, 2)
     normalising_box: Tensor  # (B, 4)

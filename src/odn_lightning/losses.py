@@ -60,16 +60,22 @@ _CUBIC_STEPS = 6
 _QUINTIC_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # from Muon (Jordan et al., 2024): fast, not convergent
 
 
-def coordinate_l2(pred: Tensor, target: Tensor) -> Tensor:
-    """Mean over the batch of the squared L2 norm of the (L*2)-vector of coordinate errors."""
-    return (pred - target).pow(2).flatten(1).sum(dim=1).mean()
+def coordinate_l2(pred: Tensor, target: Tensor, located: Tensor | None = None) -> Tensor:
+    """Mean over the batch of the squared L2 norm of the (L*2)-vector of coordinate errors; points
+    without a position (located (B, L) False: MERL-RAV's self-occluded) add nothing."""
+    squared = (pred - target).pow(2)
+    if located is not None and not bool(located.all()):
+        squared = squared * located.to(squared.device, squared.dtype)[..., None]
+    return squared.flatten(1).sum(dim=1).mean()
 
 
-def _binary_cross_entropy(probability: Tensor, target: Tensor) -> Tensor:
-    """Mean BCE of probabilities against targets in [0, 1], in float32 (safe under autocast)."""
+def _binary_cross_entropy(probability: Tensor, target: Tensor, counted: Tensor | None = None) -> Tensor:
+    """Mean BCE of probabilities against targets in [0, 1], in float32 (safe under autocast), over the
+    entries `counted` (bool, as target; None: all)."""
     p = probability.float().clamp(1e-6, 1.0 - 1e-6)
     target = target.float()
-    return -(target * p.log() + (1.0 - target) * (1.0 - p).log()).mean()
+    loss = -(target * p.log() + (1.0 - target) * (1.0 - p).log())
+    return loss.mean() if counted is None else loss[counted].mean()
 
 
 def occlusion_supervision(
@@ -78,13 +84,15 @@ def occlusion_supervision(
     visible: Tensor,
     has_visibility: Tensor,
     occluder_mask: Tensor | None = None,
+    located: Tensor | None = None,
 ) -> Tensor | None:
     """Binary cross-entropy of P (B, 1, h, w; 1 keeps a cell's features, 0 suppresses them) against
     visibility: at the annotated points of the faces with flags (has_visibility (B,)), P read
     bilinearly at each point (landmarks (B, L, 2) in the crop frame, as `metrics.landmark_occlusion_scores`
     reads it) against its flag (visible (B, L): 1); and, where occluder masks exist ((B, S, S), non-zero
-    on occluders), every cell of P against the share of it no occluder covers. The mean of the parts
-    present; None when there is nothing to supervise."""
+    on occluders), every cell of P against the share of it no occluder covers. Points without a position
+    (located (B, L) False) are not read. The mean of the parts present; None when there is nothing to
+    supervise."""
     parts = []
     keep = torch.as_tensor(has_visibility, device=occlusion_map.device).bool()
     if bool(keep.any()):
@@ -92,18 +100,26 @@ def occlusion_supervision(
         at_points = F.grid_sample(
             occlusion_map[keep], grid, mode="bilinear", padding_mode="border", align_corners=False
         )[:, 0, :, 0]
-        parts.append(_binary_cross_entropy(at_points, visible[keep]))
+        counted = (
+            None if located is None or bool(located.all()) else located[keep].to(at_points.device, torch.bool)
+        )
+        parts.append(_binary_cross_entropy(at_points, visible[keep], counted))
     if occluder_mask is not None:
         covered = F.adaptive_avg_pool2d((occluder_mask > 0).float()[:, None], occlusion_map.shape[-2:])
         parts.append(_binary_cross_entropy(occlusion_map, 1.0 - covered))
     return torch.stack(parts).mean() if parts else None
 
 
-def visibility_supervision(occlusion_logit: Tensor, visible: Tensor, has_visibility: Tensor) -> Tensor | None:
+def visibility_supervision(
+    occlusion_logit: Tensor, visible: Tensor, has_visibility: Tensor, located: Tensor | None = None
+) -> Tensor | None:
     """Binary cross-entropy (on logits, float32) of the visibility head's occlusion logits (B, L) against
     the flags (visible (B, L): 1; occluded is the positive class) of the faces with flags
-    (has_visibility (B,)); None when no face of the batch has flags."""
-    keep = torch.as_tensor(has_visibility, device=occlusion_logit.device).bool()
+    (has_visibility (B,)), at the points with a position (located (B, L), None: all; the head reads the
+    features at the points); None when no such point is in the batch."""
+    keep = torch.as_tensor(has_visibility, device=occlusion_logit.device).bool()  # per face
+    if located is not None and not bool(located.all()):
+        keep = keep[:, None] & located.to(keep.device, torch.bool)  # per point
     if not bool(keep.any()):
         return None
     occluded = 1.0 - visible[keep].float()
@@ -280,7 +296,8 @@ class LandmarkObjective(nn.Module):
         """`batch` (the training batch: `visible`, `has_visibility`, optionally `occluder_mask`) feeds the
         occlusion supervision; without it, or with occlusion_weight 0, there is none."""
         scale = self.coordinate_scale
-        coord = coordinate_l2(outputs["landmarks"].float() * scale, target.float() * scale)
+        located = None if batch is None else batch.get("located")
+        coord = coordinate_l2(outputs["landmarks"].float() * scale, target.float() * scale, located)
         terms: dict[str, Tensor] = {"coord_l2": coord}
 
         def add(name: str, weight: float, compute) -> None:
@@ -298,13 +315,18 @@ class LandmarkObjective(nn.Module):
             add("l1_P", self.eta, lambda: occlusion.float().abs().flatten(1).sum(dim=1).mean())
             if self.occlusion_weight and batch is not None:
                 supervision = occlusion_supervision(
-                    occlusion, target, batch["visible"], batch["has_visibility"], batch.get("occluder_mask")
+                    occlusion,
+                    target,
+                    batch["visible"],
+                    batch["has_visibility"],
+                    batch.get("occluder_mask"),
+                    located,
                 )
                 if supervision is not None:
                     terms["occlusion_bce"] = self.occlusion_weight * supervision
         logit = outputs.get("occlusion_logit")
         if logit is not None and self.occlusion_weight and batch is not None:
-            supervision = visibility_supervision(logit, batch["visible"], batch["has_visibility"])
+            supervision = visibility_supervision(logit, batch["visible"], batch["has_visibility"], located)
             if supervision is not None:
                 terms["visibility_bce"] = self.occlusion_weight * supervision
 

@@ -169,6 +169,15 @@ def threshold_suffix(threshold: float) -> str:
     return f"{round(threshold * 100):02d}"
 
 
+def located_mean(errors: Tensor, located: Tensor | None) -> Tensor:
+    """Each face's mean of its point errors (B, L) over the points with a position (located (B, L) bool;
+    None or all: every point, the plain mean); NaN for a face with none."""
+    if located is None or bool(located.all()):
+        return errors.mean(dim=-1)
+    located = located.to(errors.device, torch.bool)
+    return (errors * located).sum(dim=-1) / located.sum(dim=-1)
+
+
 class LandmarkNME(Metric):
     """NME over a split, in the benchmark's normalisation; keeps every face's error for CED, AUC and
     failure rate, and, where visibility is given, the NME over occluded and over visible points.
@@ -200,7 +209,8 @@ class LandmarkNME(Metric):
         self.thresholds = tuple(thresholds)
         self.scheme = get_scheme(scheme)
         self.normalisation = check_normalisation(normalisation)
-        for name in ("errors", "indices", "occluded_sum", "occluded_count", "visible_sum", "visible_count"):
+        states = ("errors", "indices", "occluded_sum", "occluded_count", "visible_sum", "visible_count")
+        for name in (*states, "unlocated"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
     def update(
@@ -211,18 +221,24 @@ class LandmarkNME(Metric):
         visible: Tensor | None = None,
         index: Tensor | None = None,
         box_size: Tensor | None = None,
+        located: Tensor | None = None,
     ) -> None:
-        """Add a batch (pixels: pred, target (B, L, 2); normalising_box (B, 4); box_size (B,))."""
+        """Add a batch (pixels: pred, target (B, L, 2); normalising_box (B, 4); box_size (B,); located
+        (B, L) bool, the points with a position, None: all; the others count nowhere)."""
         errors, _ = self._point_errors(pred.detach(), target, normalising_box, box_size)
-        nme = errors.mean(dim=-1)
+        nme = located_mean(errors, located)
         self.errors.append(nme)
+        unlocated = 0 if located is None else (~located.to(nme.device, torch.bool)).sum(dim=-1)
+        self.unlocated.append(torch.zeros_like(nme) + unlocated)
         if index is None:  # no dataset index: faces are numbered in arrival order
             index = torch.arange(len(nme)) + len(self._state("indices"))
         self.indices.append(index.to(device=nme.device, dtype=torch.int64))
         if visible is not None:
             visible = visible.to(torch.bool)
-            self.occluded_sum.append((errors * ~visible).sum(dim=-1))
-            self.occluded_count.append((~visible).sum(dim=-1).to(torch.float64))
+            counted = torch.ones_like(visible) if located is None else located.to(visible.device, torch.bool)
+            occluded, visible = ~visible & counted, visible & counted
+            self.occluded_sum.append((errors * occluded).sum(dim=-1))
+            self.occluded_count.append(occluded.sum(dim=-1).to(torch.float64))
             self.visible_sum.append((errors * visible).sum(dim=-1))
             self.visible_count.append(visible.sum(dim=-1).to(torch.float64))
 
@@ -242,10 +258,11 @@ class LandmarkNME(Metric):
         target: Tensor,
         normalising_box: Tensor | None = None,
         box_size: Tensor | None = None,
+        located: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Each face's NME, as `update` counts it, and its normalising distance: (B,), (B,)."""
         errors, distance = self._point_errors(pred, target, normalising_box, box_size)
-        return errors.mean(dim=-1), distance
+        return located_mean(errors, located), distance
 
     def _state(self, name: str) -> Tensor:
         """A list state as one tensor (a list of batches before synchronisation, a tensor after)."""
@@ -266,8 +283,9 @@ class LandmarkNME(Metric):
         """`nme`, `auc_08` / `fr_08` style keys (threshold x 100), and, when visibility was given and
         such points exist, `nme_occluded` / `nme_visible` (the mean over faces of each face's mean error
         over those points) and `nme_occluded_pooled` / `nme_visible_pooled` (the mean error over all
-        those points of the split). `nme` is NaN when any face's NME is not finite; such a face is a
-        failure in `fr_*` and adds 0 to `auc_*`."""
+        those points of the split), and `points_without_position`, where some points had none (they
+        count in no NME). `nme` is NaN when any face's NME is not finite; such a face is a failure in
+        `fr_*` and adds 0 to `auc_*`."""
         keep = self._first_of_each_index()
         errors = self._state("errors")[keep]
         finite = bool(torch.isfinite(errors).all())
@@ -276,6 +294,10 @@ class LandmarkNME(Metric):
             suffix = threshold_suffix(threshold)
             result[f"auc_{suffix}"] = auc_at(errors, threshold)
             result[f"fr_{suffix}"] = failure_rate_at(errors, threshold)
+        # Points without a position (MERL-RAV's self-occluded), left out of every NME above: counted.
+        unlocated = self._state("unlocated")
+        if len(unlocated) == len(self._state("errors")) and bool((unlocated[keep] > 0).any()):
+            result["points_without_position"] = unlocated[keep].sum()
         # Only when every face came with visibility: the sums then line up with the faces. A split
         # without occluded (or visible) points has no such key: not measured, rather than NaN.
         faces = len(self._state("errors"))

@@ -302,7 +302,11 @@ class LandmarkModule(L.LightningModule):
         size = batch["image"].shape[-1]
         predicted = crop_to_original(outputs["landmarks"], batch["matrix"], size)
         visible = batch["visible"] if bool(torch.as_tensor(batch["has_visibility"]).all()) else None
-        normaliser = {"normalising_box": batch["normalising_box"], "box_size": batch["box_size"]}
+        normaliser = {
+            "normalising_box": batch["normalising_box"],
+            "box_size": batch["box_size"],
+            "located": batch.get("located"),
+        }
         faces = {**normaliser, "visible": visible, "index": batch["index"]}
         metric = self.split_metrics[split]
         metric.update(predicted, batch["target_px"], **faces)

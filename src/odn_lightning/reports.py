@@ -190,7 +190,8 @@ FRACTION_COLUMNS = {k for k in OCCLUSION_COLUMNS if "auroc" in k or k.endswith("
 
 
 CALIBRATED_LEGEND = (
-    "Calibrated occlusion: the probability that a point is occluded, from its raw score 1 - P by the "
+    "Calibrated occlusion: the probability that a point is occluded, from its raw score (1 - P, or the "
+    "visibility head's sigmoid where the network has one) by the "
     "calibration fitted on the validation split's flags at the checkpoint's epoch (Platt scaling, "
     "its direction learnt: an inverted P reads the right way round); the numbers the suite outputs "
     "(predictions.csv's occ_prob, predict, the exported model). AUROC, AP and recall@80% precision "
@@ -206,7 +207,8 @@ AUROC_LEGEND = (
     "every pixel of the crop (background counts as not occluded). Occluder AUROC in face: the same over "
     "the face region only. Face AUROC: P against the face region (face pixels positive) over every "
     "pixel of the crop: above 0.5 when P is higher on the face than on the background. Landmark "
-    "occlusion AUROC: 1 - P read bilinearly at each ground-truth landmark against the points annotated "
+    "occlusion AUROC: 1 - P read bilinearly at each ground-truth landmark (or the visibility head's "
+    "sigmoid) against the points annotated "
     'occluded, over the faces with visibility flags. "-": not measured (no occluder masks or '
     "visibility flags, or no positive or no negative among them)."
 )
@@ -269,6 +271,14 @@ def write_report(
             "",
             f"**Truncated splits**: {parts}. {truncated_by}: their numbers are of the faces "
             "evaluated only, not of the benchmark.",
+        ]
+    unlocated = {s: metrics.get(f"test/{s}/points_without_position") for s in splits}
+    if any(unlocated.values()):
+        counts = ", ".join(f"{s} {int(n)}" for s, n in unlocated.items() if n)
+        lines += [
+            "",
+            f"**Points without a position** (self-occluded, no location annotated): {counts}; left out "
+            "of every NME and occlusion number below.",
         ]
     lines += ["", report_table(metrics, splits, thresholds)]
     lines += [

@@ -94,6 +94,13 @@ CONVENTIONS: dict[str, Convention] = {
         "HRNet-Facial `MATCHED_PARTS['WFLW']` = mmpose `wflw`",
         "HRNet-Facial `wflw.py`, `compute_nme`",
     ),
+    "merl_rav": Convention(
+        PTS + "; a negated point externally occluded, (-1, -1) self-occluded with no position",
+        "box_sqrt_area",
+        "inter_ocular (undefined where an eye corner is self-occluded)",
+        FLIP_68,
+        "LUVLi's MERL-RAV labels and NME_box (the located points' tight box)",
+    ),
     "face5_csv": Convention(
         "plain CSV (`landmarks_csv`) 0-based, as stored",
         "inter_ocular",
@@ -113,6 +120,7 @@ SCHEMES = {
     "aflw_hrnet": "aflw19",
     "wflw": "wflw98",
     "wflw_hrnet": "wflw98",
+    "merl_rav": "ibug68",
     "face5_csv": "face5",
 }
 

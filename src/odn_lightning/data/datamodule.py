@@ -94,6 +94,7 @@ class LandmarkDataModule(L.LightningDataModule):
         bad_samples_dir: str | None = None,
         max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
         expected_counts: Mapping[str, int] | None = None,
+        expected_labels: Mapping[str, Mapping[str, int]] | None = None,
         seed: int = 0,
         cache: bool = True,
         cache_dir: str | None = None,
@@ -222,6 +223,16 @@ class LandmarkDataModule(L.LightningDataModule):
         expected = self.hparams.expected_counts or {}
         return {s: (counts[s], n) for s, n in expected.items() if s in counts and counts[s] != n}
 
+    def label_mismatches(self, labels: Mapping[str, Mapping[str, int]]) -> dict[str, tuple[dict, dict]]:
+        """Splits whose per-point label counts (`records.label_counts`) differ from the published ones:
+        {split: (found, expected)}."""
+        expected = self.hparams.expected_labels or {}
+        return {
+            s: (dict(labels[s]), dict(n))
+            for s, n in expected.items()
+            if s in labels and dict(labels[s]) != dict(n)
+        }
+
     @property
     def cache_dir(self) -> Path:
         """Where the crop caches go: `data.cache_dir`, else `<data.root>/.cache`."""
@@ -281,13 +292,23 @@ class LandmarkDataModule(L.LightningDataModule):
         dataset = self.datasets.get(self.hparams.train_split) or self._dataset(
             self.hparams.train_split, False, cache=False
         )
-        shapes = [
-            to_normalised(
-                apply_matrix(dataset.eval_matrix(r), r.landmarks.astype(np.float64)), dataset.image_size
-            )
-            for r in dataset.records
-        ]
-        return torch.from_numpy(np.mean(shapes, axis=0).astype(np.float32))
+        shapes = np.stack(
+            [
+                to_normalised(
+                    apply_matrix(dataset.eval_matrix(r), r.landmarks.astype(np.float64)), dataset.image_size
+                )
+                for r in dataset.records
+            ]
+        )
+        if all(r.located is None for r in dataset.records):
+            return torch.from_numpy(shapes.mean(axis=0).astype(np.float32))
+        # Points without a position (placeholders) stay out of their point's mean.
+        located = np.stack(
+            [np.ones(len(r.landmarks), bool) if r.located is None else r.located for r in dataset.records]
+        )
+        weights = located[..., None].astype(np.float64)
+        mean = (shapes * weights).sum(axis=0) / np.maximum(weights.sum(axis=0), 1.0)
+        return torch.from_numpy(mean.astype(np.float32))
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         hp = self.hparams

@@ -183,6 +183,7 @@ class LandmarkDataset(Dataset):
         matrix = self.eval_matrix(record)
         landmarks = record.landmarks
         visible = record.visible if record.visible is not None else np.ones(len(landmarks), dtype=bool)
+        located = record.located if record.located is not None else np.ones(len(landmarks), dtype=bool)
         # Every random draw of a sample derives from one seed: the sampler's (a function of the run's
         # seed, the epoch and the position), else one torch draw (a dataset used on its own).
         if seed is None:
@@ -197,7 +198,7 @@ class LandmarkDataset(Dataset):
             if mirrored:
                 # After mirroring, point i of the scheme sits where point perm[i] was.
                 perm = np.asarray(self.scheme.flip_permutation)
-                landmarks, visible = landmarks[perm], visible[perm]
+                landmarks, visible, located = landmarks[perm], visible[perm], located[perm]
         cached_mask = None
         if self.crops is not None:
             # The cached patch: the evaluation crop itself, or (augmented) a larger patch from which
@@ -228,6 +229,7 @@ class LandmarkDataset(Dataset):
             landmarks=torch.from_numpy(to_normalised(points, self.image_size).astype(np.float32)),
             visible=torch.from_numpy(np.asarray(visible, dtype=bool)),
             has_visibility=record.visible is not None,
+            located=torch.from_numpy(np.asarray(located, dtype=bool)),
             matrix=torch.from_numpy(matrix),
             target_px=torch.from_numpy(landmarks.astype(np.float64)),
             normalising_box=torch.from_numpy(self.normalising_box(record)),

@@ -65,6 +65,9 @@ class FaceRecord:
     scale: float | None = None
     center: np.ndarray | None = None
     box_size: float | None = None
+    # (L,) bool: which points have a position (MERL-RAV's self-occluded points have none: their
+    # landmarks hold a placeholder, left out of loss and NME); None: every point.
+    located: np.ndarray | None = None
 
     @property
     def visible(self) -> np.ndarray | None:
@@ -74,6 +77,24 @@ class FaceRecord:
     def source(self) -> str:
         """Where the face was read, for messages: the annotation, else the image."""
         return self.annotation or str(self.image_path)
+
+
+# The kinds of per-point label (`label_counts`): MERL-RAV's three, in the bits of `FaceRecord.occlusion`.
+LABEL_KINDS = ("unoccluded", "externally_occluded", "self_occluded")
+
+
+def label_counts(records: list[FaceRecord]) -> dict[str, int]:
+    """Points per label kind over the records with flags: unoccluded (no bit), externally occluded
+    (`OCCLUDED_BY_OBJECT` alone) and self-occluded (`SELF_OCCLUDED`, with or without the other)."""
+    counts = dict.fromkeys(LABEL_KINDS, 0)
+    for record in records:
+        if record.occlusion is not None:
+            flags = np.asarray(record.occlusion)
+            self_occluded = (flags & SELF_OCCLUDED) > 0
+            counts["self_occluded"] += int(self_occluded.sum())
+            counts["externally_occluded"] += int((((flags & OCCLUDED_BY_OBJECT) > 0) & ~self_occluded).sum())
+            counts["unoccluded"] += int((flags == 0).sum())
+    return counts
 
 
 def report(err: AnnotationError, problems: list[AnnotationError] | None) -> None:

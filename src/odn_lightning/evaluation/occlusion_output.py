@@ -97,9 +97,13 @@ class OcclusionOutput(nn.Module):
         scores = raw_scores(outputs, landmarks)
         has_visibility = torch.as_tensor(batch["has_visibility"], dtype=torch.bool)
         if bool(has_visibility.any()):
-            visible = batch["visible"]
-            metrics["landmark_occlusion"].update(scores, visible, has_visibility, index=index)
-            self.collect(split, scores, visible, has_visibility, index)
+            visible, located = batch["visible"], batch.get("located")
+            keep = has_visibility  # per face; per point where some points have no position
+            if located is not None and not bool(located.all()):
+                keep = has_visibility[:, None].to(located.device) & located.bool()
+            metrics["landmark_occlusion"].update(scores, visible, keep, index=index)
+            counted = scores if keep.dim() == 1 else scores.masked_fill(~keep.to(scores.device), float("nan"))
+            self.collect(split, counted, visible, has_visibility, index)
         step = {"landmark_occlusion": scores}
         probability = self.probability(scores)
         if probability is not None:
@@ -143,7 +147,8 @@ class OcclusionOutput(nn.Module):
             return None
         scores, occluded = points.compute()
         points.reset()
-        return scores, occluded
+        counted = ~scores.isnan()  # a point without a position (NaN) is neither fitted nor measured
+        return scores[counted], occluded[counted]
 
     def end_validation(self, split: str, epoch: int, fit: bool = True) -> dict[str, Tensor]:
         """Refit on `split`'s points (unless `fit` is False: Lightning's sanity check sees only a few

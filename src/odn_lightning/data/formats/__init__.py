@@ -8,6 +8,7 @@ convention it follows.
 - `cofw68`: COFW-68 `{i}_points.mat` paired with the COFW test images
 - `aflw`: AFLW's 19-point `AFLWinfo_release.mat`
 - `hrnet_csv`: HRNet-Facial's CSV files (300W, AFLW, WFLW)
+- `merl_rav`: MERL-RAV's `.pts` folders, each point's visibility in its signs
 - `landmarks_csv`: the suite's plain CSV for datasets of your own (image, x0, y0, ..., [visible], [box])
 - `matlab`: the `.mat` loader (v5/v7 and v7.3) the MATLAB layouts share
 
@@ -23,6 +24,7 @@ from .cofw import read_cofw_mat
 from .cofw68 import read_cofw68
 from .hrnet_csv import read_hrnet_csv
 from .landmarks_csv import read_landmarks_csv
+from .merl_rav import read_merl_rav
 from .w300 import read_pts_folder
 from .wflw import read_wflw
 
@@ -33,6 +35,7 @@ READERS = {
     "hrnet_csv": read_hrnet_csv,
     "aflw_info": read_aflw_info,
     "landmarks_csv": read_landmarks_csv,
+    "merl_rav": read_merl_rav,
 }
 PATH_ARGUMENTS = (
     "annotation_file",
@@ -42,6 +45,7 @@ PATH_ARGUMENTS = (
     "csv_file",
     "points_dir",
     "full_list",
+    "folder",
 )
 
 __all__ = [
@@ -52,6 +56,7 @@ __all__ = [
     "read_cofw_mat",
     "read_hrnet_csv",
     "read_landmarks_csv",
+    "read_merl_rav",
     "read_pts_folder",
     "read_wflw",
 ]
