@@ -71,6 +71,9 @@ def test_eval_writes_report_predictions_ced_plots_and_pictures(trained_run, tmp_
     for split in splits:
         for kind in ("predictions", "worst", "figure6"):
             assert cv2.imread(str(out / f"{kind}_{split}.png")) is not None
+        # The run's validation flags gave the checkpoint a calibration: the calibrated panels are drawn.
+        assert f"test/{split}/occlusion_probability_auroc" in metrics
+        assert cv2.imread(str(out / f"occlusion_{split}.png")) is not None
         # The synthetic data knows visibility and occluder masks: the occlusion numbers are measured.
         aurocs = [f"test/{split}/{k}" for k in OCCLUSION_AUROCS]
         assert {f"test/{split}/nme_occluded", f"test/{split}/nme_visible", *aurocs} <= set(metrics)
@@ -452,3 +455,21 @@ def test_table4_occlusion_table_gives_occluded_nme_and_the_map_aurocs_per_row():
         "| full occlusion recall@80% precision (%) | full calibrated occlusion AUROC | full calibrated "
         "occlusion AP | full calibrated recall@80% precision (%) |"
     )
+
+
+def test_calibrated_occlusion_panels_colour_each_point_by_its_probability():
+    from odn_lightning.evaluation.occlusion_panels import occlusion_probability_figure
+    from odn_lightning.plots import render_rgb
+
+    images = np.zeros((2, 64, 64, 3), dtype=np.uint8)
+    points = [np.full((3, 2), 32.0), np.full((3, 2), 32.0)]
+    probabilities = [np.array([0.0, 0.5, 1.0]), np.array([0.9, 0.9, 0.9])]
+    visible = [np.array([True, True, False]), None]
+    figure = occlusion_probability_figure(images, points, probabilities, visible, ["face 0", "face 1"])
+    assert figure.axes[0].get_title() == "face 0\nmean prob. visible 0.25, occluded 1.00"
+    assert figure.axes[1].get_title() == "face 1"  # no flags: no means
+    picture = render_rgb(figure)
+    # Red (probability 1) where the points are, over a black crop: the colour map is drawn.
+    assert (picture[..., 0].astype(int) - picture[..., 1] > 100).any()
+    with pytest.raises(ValueError, match="must each have 2 entries"):
+        occlusion_probability_figure(images, points[:1], probabilities, visible, ["a", "b"])

@@ -32,6 +32,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from .atomic import ENCODING, ERRORS, atomic_open, atomic_write_text
 from .crop import from_normalised
 from .datatypes import Batch, EvalStepOutput
+from .evaluation.occlusion_panels import occlusion_probability_picture
 from .evaluation.occlusion_scores import DECISION_THRESHOLD
 from .evaluation.occlusion_scores import LEGEND as OCCLUSION_DETECTION_LEGEND
 from .imagenet import denormalise_image
@@ -341,6 +342,10 @@ def batch_faces(batch: Batch, outputs: EvalStepOutput, chosen: Sequence[int]) ->
         maps = outputs["occlusion_map"][chosen, 0].detach().float().cpu().numpy()
         for face, occlusion in zip(faces, maps, strict=True):
             face["occlusion_map"] = occlusion
+    if "occlusion_probability" in outputs:
+        probabilities = outputs["occlusion_probability"][chosen].detach().float().cpu().numpy()
+        for face, probability in zip(faces, probabilities, strict=True):
+            face["occlusion_probability"] = probability
     if "occluder_mask" in batch:
         for face, mask in zip(faces, batch["occluder_mask"][chosen].cpu().numpy(), strict=True):
             face["occluder_mask"] = mask
@@ -432,12 +437,16 @@ def face_pictures(
     faces: Sequence[Mapping], heading: str, what: str, normalisation: str
 ) -> dict[str, np.ndarray]:
     """A prediction grid of the faces and, where the network gives an occlusion map, their Figure-6
-    panels: kind -> RGB picture, titled `heading` (network, split) and `what` the faces are."""
+    panels, and where it has a calibrated occlusion output, its panels: kind -> RGB picture, titled `heading` (network, split) and `what` the faces are."""
     pictures = {
         "predictions": prediction_picture(faces, f"{heading}: {what}\nNME normalised by {normalisation}")
     }
     if all("occlusion_map" in face for face in faces):
         pictures["figure6"] = figure6_picture(faces, f"{heading}: occlusion map P\nof {what}")
+    if all("occlusion_probability" in face for face in faces):
+        pictures["occlusion"] = occlusion_probability_picture(
+            faces, f"{heading}: calibrated occlusion\nof {what}"
+        )
     return pictures
 
 
@@ -612,7 +621,8 @@ class EvaluationReport(L.Callback):
     def _write_pictures(
         self, trainer: L.Trainer, split: str, network: str, candidates: Sequence[Mapping], faces: int
     ) -> list[str]:
-        """predictions_<split>.png and figure6_<split>.png of the split's first faces, worst_<split>.png
+        """predictions_<split>.png, figure6_<split>.png and occlusion_<split>.png (calibrated occlusion) of
+        the split's first faces, worst_<split>.png
         of its `pictures` faces with the highest NME (of all `faces` evaluated): their names."""
         heading = f"{network}, {split}"
         normalisation = normalisation_for(self.nme_normalisation, split)
@@ -628,7 +638,7 @@ class EvaluationReport(L.Callback):
             )
             drawn["worst"] = prediction_picture(worst, f"{heading}: {what}")
         names = []
-        for kind in ("predictions", "worst", "figure6"):
+        for kind in ("predictions", "worst", "figure6", "occlusion"):
             if kind in drawn:
                 name = f"{kind}_{split}.png"
                 save_png(drawn[kind], self.output_dir / name)
