@@ -159,6 +159,7 @@ OBJECTIVE_WEIGHTS = ("alpha", "beta", "gamma", "lam", "eta", "occlusion_weight")
 CHECKS: tuple[tuple[str, Check, str], ...] = (
     ("seed", seed_value, "42"),
     ("test", boolean, "true"),
+    ("calibrate", boolean, "true"),
     ("data.scheme", landmark_scheme("data.scheme"), "ibug68"),
     ("data.image_size", int_at_least(32, IMAGE_SIZE_WHY), "224"),
     ("data.batch_size", positive_int, "32"),

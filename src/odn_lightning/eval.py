@@ -6,7 +6,8 @@ stored in the checkpoint is used, with any `data.KEY=VALUE` of the command line,
 limit of the run that wrote it: the run's own test numbers are reproduced. With `data=NAME` any
 dataset with the same landmark scheme is evaluated, at the crop size the model was trained with unless
 `data.image_size` is given too, and with that dataset's NME normalisation unless the training run
-forced one.
+forced one. With `calibrate=true` the occlusion calibration is refitted on the data's validation split
+first (`evaluation.recalibration`), and the checkpoint written again with it (`recalibrated.ckpt`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from .checkpoints import CheckpointError, load_checkpoint
 from .config import CONFIG_DIR, overridden
 from .config_checks import check_config
 from .evaluation.benchmark_export import write_benchmark_files
+from .evaluation.recalibration import RECALIBRATED_FILE, recalibrate, write_recalibrated
 from .registry import build_datamodule, build_trained_model
+from .reports import EvaluationReport
 from .schemes import get_scheme
 
 STORED_DATA = "from_checkpoint"
@@ -96,10 +99,22 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=runs.instantiate_each(cfg.get("logger"))
     )
+    notes = {"run directory": cfg.paths.output_dir, "checkpoint": cfg.ckpt_path}
+    tested_from, validated = str(cfg.ckpt_path), {}
+    if cfg.calibrate:
+        fitted = recalibrate(trainer, model, datamodule, cfg.data.val_split)
+        validated = runs.scalar_metrics(trainer.callback_metrics)  # the refit's figures (val/...)
+        # Testing from ckpt_path would restore the checkpoint's own calibration: test these weights.
+        tested_from = None
+        for callback in callbacks:
+            if isinstance(callback, EvaluationReport):
+                callback.checkpoint = f"{cfg.ckpt_path}, calibration refitted on '{cfg.data.val_split}'"
+        written = write_recalibrated(checkpoint, model, Path(cfg.paths.output_dir) / RECALIBRATED_FILE)
+        notes["recalibrated checkpoint"] = f"{written} (validation AUROC {fitted.auroc:.3f})"
     # The weights are in the model already; ckpt_path names them in report.md (read weights-only).
     # verbose=False: print_summary shows each split's numbers once.
-    trainer.test(model, datamodule=datamodule, ckpt_path=str(cfg.ckpt_path), verbose=False)
-    metrics = runs.scalar_metrics(trainer.callback_metrics)
+    trainer.test(model, datamodule=datamodule, ckpt_path=tested_from, verbose=False)
+    metrics = validated | runs.scalar_metrics(trainer.callback_metrics)
     runs.write_metrics(cfg.paths.output_dir, metrics)
     runs.write_run_record(
         cfg.paths.output_dir,
@@ -111,7 +126,6 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
             "checkpoint": str(cfg.ckpt_path),
         },
     )
-    notes = {"run directory": cfg.paths.output_dir, "checkpoint": cfg.ckpt_path}
     splits = OmegaConf.to_container(cfg.data.splits, resolve=True)
     written = write_benchmark_files(
         Path(cfg.data.root), splits, list(cfg.data.test_splits), Path(cfg.paths.output_dir)

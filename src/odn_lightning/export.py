@@ -48,7 +48,7 @@ def _checked(cfg: DictConfig) -> tuple[str, int, float]:
 
 
 def export(cfg: DictConfig) -> dict[str, object]:
-    from .inference.exporting import export_model, verify_export
+    from .inference.exporting import ExportableNetwork, export_model, verify_export
     from .inference.model import load_trained_model
 
     fmt, opset, tolerance = _checked(cfg)
@@ -67,6 +67,7 @@ def export(cfg: DictConfig) -> dict[str, object]:
     notes = {
         "network": f"{model.variant} ({model.image_size} px crops)",
         "model": str(path),
+        "outputs": ", ".join(ExportableNetwork(model.net).output_names),
         "metadata": str(metadata),
         "checkpoint": str(cfg.ckpt_path),
         "verified": "no (verify=false)"

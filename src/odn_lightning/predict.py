@@ -3,8 +3,9 @@ ckpt_path=PATH input=PATH|CAMERA_INDEX` (or `odn-predict`, `make predict`).
 
 A face detector (`detector=hog|haar|boxes|none`, conf/detector/) finds the faces, each face is cropped
 as the checkpoint's training crops were, the network runs in batches (eager PyTorch, or ONNX Runtime
-with `runtime=onnx`) and its points are mapped back to image pixels, with each point's occlusion score
-where the network has the distillation module. What is written: `odn_lightning.inference.outputs`.
+with `runtime=onnx`) and its points are mapped back to image pixels, with each point's calibrated
+occlusion probability where the network has an occlusion output (the distillation module's P, or the
+visibility head) and a calibration. What is written: `odn_lightning.inference.outputs`.
 A folder or video never stops on one file or frame: what was skipped, and why, is listed at the end
 and in `skipped.csv`. The run fails (exit 1) only when no face was found at all.
 """
@@ -107,7 +108,8 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         max_faces=cfg.max_faces,
         calibration=occlusion_calibration(metadata),
     )
-    if runtime.has_occlusion_map and predictor.calibration is None:
+    has_occlusion = runtime.has_occlusion_map or runtime.has_occlusion_logit
+    if has_occlusion and predictor.calibration is None:
         print(UNCALIBRATED_LINE, flush=True)
     scheme = scheme_from_declaration(metadata["scheme"])
     output_dir = Path(cfg.paths.output_dir)
@@ -119,7 +121,9 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
             "runtime": runtime.name,
             "detector": detector.name,
             "refine": predictor.refine,
-            "occlusion": occlusion_note(runtime.has_occlusion_map, predictor.calibration is not None),
+            "occlusion": occlusion_note(
+                runtime.has_occlusion_map, predictor.calibration is not None, runtime.has_occlusion_logit
+            ),
         },
         num_landmarks=scheme.num_landmarks,
         no_face_reason=no_face_reason(detector),

@@ -492,6 +492,8 @@ class EvaluationReport(L.Callback):
         self.nme_normalisation = nme_normalisation
         self.data = data
         self.pictures = pictures
+        # What report.md names as the weights where the test does not load them from a checkpoint file.
+        self.checkpoint: str | None = None
         self.rows: list[dict] = []
         self.first_faces: dict[str, list[dict]] = {}
         self.worst_candidates: dict[str, list[dict]] = {}
@@ -600,7 +602,7 @@ class EvaluationReport(L.Callback):
         # The face counts are among them (added above).
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
         facts = {
-            "checkpoint": str(trainer.ckpt_path or "(weights in memory)"),
+            "checkpoint": str(trainer.ckpt_path or self.checkpoint or "(weights in memory)"),
             "network": network_fact(pl_module),
             "data": self.data,
             "NME normalisation": describe_normalisation(self.nme_normalisation),

@@ -29,6 +29,7 @@ from .data.datamodule import DataRootError, DataValidationError
 from .data.records import AnnotationError, ImageDecodeError
 from .data.synthetic.storage import SyntheticLockError
 from .evaluation.cofw68_benchmark import ResultFileError
+from .evaluation.recalibration import CalibrationUnavailable
 from .evaluation.scoring import PredictionsError
 from .inference.detectors import DetectorError
 from .inference.exporting import ExportError
@@ -66,6 +67,7 @@ USER_ERRORS = (
     ExportError,
     PredictionsError,
     ResultFileError,
+    CalibrationUnavailable,
 )
 
 

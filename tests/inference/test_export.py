@@ -297,6 +297,18 @@ def test_onnx_runtime_refuses_bad_or_mismatched_metadata(exported, tmp_path):
     assert "not ONNX" in one_line(err)
 
 
+def test_metadata_written_before_the_visibility_head_still_loads(exported, tmp_path):
+    _, onnx_path, _ = exported
+    model = tmp_path / "model.onnx"
+    model.write_bytes(onnx_path.read_bytes())
+    good = json.loads(metadata_path(onnx_path).read_text())
+    assert good["outputs"]["occlusion_logit"] is None
+    del good["outputs"]["occlusion_logit"]  # as exports before the head wrote it
+    metadata_path(model).write_text(json.dumps(good))
+    runtime = OnnxRuntime(model, threads=2)
+    assert not runtime.has_occlusion_logit and runtime(crops(1)).occlusion_logit is None
+
+
 def test_export_refuses_a_wrong_suffix(exported, tmp_path):
     with pytest.raises(ExportError, match="ends in .onnx"):
         export_onnx(exported[0], tmp_path / "model.pt")

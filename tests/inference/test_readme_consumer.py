@@ -1,6 +1,6 @@
 """README's "detector and crop steps" example, run as written against an exported model: a consumer
 with ONNX Runtime and dlib alone gets predict's points and calibrated occlusion probabilities (refine=0,
-dlib's box)."""
+dlib's box), from P (ODN) and from the visibility head's logits (ODN with the head)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from odn_lightning.inference.exporting import export_model
 from odn_lightning.inference.model import load_trained_model
@@ -29,10 +30,15 @@ def readme_example() -> str:
     return block.group(1)
 
 
-def test_readme_consumer_example_gives_predicts_landmarks(trained_run, tmp_path):
-    model = load_trained_model(trained_run / "checkpoints" / "last.ckpt")
-    assert model.has_occlusion_map
-    model_path, _ = export_model(model, tmp_path, "onnx")
+@pytest.mark.parametrize("network", ["odn", "odn_visibility_head"])
+def test_readme_consumer_example_gives_predicts_landmarks(request, tmp_path, network):
+    if network == "odn":
+        model = load_trained_model(request.getfixturevalue("trained_run") / "checkpoints" / "last.ckpt")
+        model_path, _ = export_model(model, tmp_path, "onnx")
+    else:  # exported once for the inference tests
+        model = load_trained_model(request.getfixturevalue("head_checkpoint"))
+        model_path = request.getfixturevalue("head_onnx")
+    assert model.has_occlusion_map and model.has_occlusion_logit == (network == "odn_visibility_head")
     code = readme_example().replace(PATHS_LINE, f"model_file, photo = {str(model_path)!r}, {str(PHOTO)!r}")
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own example

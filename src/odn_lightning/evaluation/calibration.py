@@ -40,11 +40,13 @@ FIELDS = (
     "occluded_points",
     "epoch",  # the training epoch whose validation fitted it
 )
-# The map in words, for exported metadata and landmarks.json.
+# The map in words, for exported metadata and landmarks.json, with the score of the network's output.
 PROBABILITY_FORMULA = (
-    "probability occluded = 1 / (1 + exp(-(slope * logit(s) + intercept))), s = 1 - P read at the point "
-    "clamped to [1e-6, 1 - 1e-6], logit(s) = log(s / (1 - s)); occluded when probability >= threshold"
+    "probability occluded = 1 / (1 + exp(-(slope * logit(s) + intercept))), s = {score} clamped to "
+    "[1e-6, 1 - 1e-6], logit(s) = log(s / (1 - s)); occluded when probability >= threshold"
 )
+SCORE_OF_MAP = "1 - P read at the point"
+SCORE_OF_HEAD = "sigmoid(occlusion_logit), the visibility head's score"
 # A point is called occluded when its calibrated probability reaches this: more likely than not.
 DECISION_THRESHOLD = 0.5
 # Raw scores are clamped into [EPS, 1 - EPS] before the logit: P is a sigmoid, so 0 and 1 are limits.
@@ -72,7 +74,8 @@ class OcclusionCalibration:
     epoch: int = -1
 
     def probability(self, scores: Tensor) -> Tensor:
-        """The probability that each point is occluded, from its raw score 1 - P (any shape)."""
+        """The probability that each point is occluded, from its raw score (1 - P at the point, or the
+        visibility head's sigmoid; any shape)."""
         return calibrated_probability(scores, self.slope, self.intercept)
 
     def to_tensor(self) -> Tensor:
@@ -89,10 +92,11 @@ class OcclusionCalibration:
             values[name] = int(values[name])
         return cls(**values)
 
-    def summary(self) -> dict[str, float | int | str | None]:
-        """For JSON (landmarks.json, exported metadata): NaN as None, with the formula in words."""
+    def summary(self, score: str = SCORE_OF_MAP) -> dict[str, float | int | str | None]:
+        """For JSON (landmarks.json, exported metadata): NaN as None, with the formula in words, `score`
+        naming the raw score it maps (`SCORE_OF_MAP`, `SCORE_OF_HEAD`)."""
         values = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
-        return {**values, "probability": PROBABILITY_FORMULA}
+        return {**values, "probability": PROBABILITY_FORMULA.format(score=score)}
 
     @classmethod
     def from_summary(cls, summary: Mapping[str, Any] | None) -> OcclusionCalibration | None:

@@ -37,6 +37,7 @@ METADATA_VERSION = 1
 INPUT_NAME = "images"
 LANDMARKS = "landmarks"
 OCCLUSION_MAP = "occlusion_map"
+OCCLUSION_LOGIT = "occlusion_logit"
 DEFAULT_OPSET = 18
 # The batch of the example input a model is exported or traced with: not 1, which torch.export and
 # the tracer may treat as a constant.
@@ -64,24 +65,30 @@ class ExportError(ValueError):
         super().__init__(" ".join(str(message).split()))
 
 
+def output_names(has_map: bool, has_logit: bool) -> list[str]:
+    """The exported outputs, in order: landmarks, then occlusion_map (with the distillation module), then
+    occlusion_logit (with the visibility head)."""
+    return [LANDMARKS] + [OCCLUSION_MAP] * bool(has_map) + [OCCLUSION_LOGIT] * bool(has_logit)
+
+
 class ExportableNetwork(nn.Module):
-    """The network with plain tensor outputs, as exporters want: images (B, 3, S, S) ->
-    (landmarks (B, L, 2),) or, with the distillation module, (landmarks, occlusion_map (B, 1, n, n))."""
+    """The network with plain tensor outputs, as exporters want: images (B, 3, S, S) -> (landmarks
+    (B, L, 2)[, occlusion_map (B, 1, n, n) with the distillation module][, occlusion_logit (B, L) with
+    the visibility head]), named by `output_names`."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
         self.has_occlusion_map = getattr(net, "distillation", None) is not None
+        self.has_occlusion_logit = getattr(net, "visibility", None) is not None
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
         outputs = self.net(images)
-        if self.has_occlusion_map:
-            return outputs[LANDMARKS], outputs[OCCLUSION_MAP]
-        return (outputs[LANDMARKS],)
+        return tuple(outputs[name] for name in self.output_names)
 
     @property
     def output_names(self) -> list[str]:
-        return [LANDMARKS, OCCLUSION_MAP] if self.has_occlusion_map else [LANDMARKS]
+        return output_names(self.has_occlusion_map, self.has_occlusion_logit)
 
 
 def metadata_path(model_path: str | Path) -> Path:
@@ -130,6 +137,12 @@ def suite_version() -> str:
 
 # ---------------------------------------------------------------------------------------- metadata
 
+OCCLUSION_PROBABILITY = (
+    "the occlusion_score through `occlusion_calibration` (top level): the probability that the point is "
+    "occluded; where that is null, the training run had no occlusion flags to calibrate on (nor to train "
+    "a visibility head on), and the score is not an occlusion probability"
+)
+
 
 def export_metadata(
     model: TrainedModel, format: str, model_file: str, *, opset: int | None = None
@@ -139,7 +152,7 @@ def export_metadata(
         raise ExportError(f"format={format}: expected one of {', '.join(FORMATS)}")
     size = model.image_size
     scheme = model.metadata()["scheme"]
-    occlusion = None
+    occlusion = logit = None
     if model.has_occlusion_map:
         with torch.no_grad():
             cells = int(model.net.eval()(example_input(size, 1))[OCCLUSION_MAP].shape[-1])
@@ -149,14 +162,25 @@ def export_metadata(
             "dtype": "float32",
             "meaning": "P in [0, 1], the distillation module's map over the crop: the features of cells "
             "with a low P are suppressed as occluded; the n x n cells divide the whole crop evenly",
-            "occlusion_score": "1 - P read at the point: P interpolated bilinearly at the landmark's "
-            "crop-frame (x, y), as torch.nn.functional.grid_sample(P, points, mode='bilinear', "
-            "padding_mode='border', align_corners=False): cell (i, j)'s centre (row i, column j) is at "
-            "x = (2 j + 1) / n - 1, y = (2 i + 1) / n - 1; beyond the outer centres the border value holds",
-            "occlusion_probability": "the occlusion_score through `occlusion_calibration` (top level): "
-            "the probability that the point is occluded; where that is null, the training run had no "
-            "occlusion flags to calibrate on, and the score is not an occlusion probability (its sign is "
-            "not even fixed: P may be higher at occluded points)",
+            "occlusion_score": "where the model also outputs occlusion_logit (a visibility head), the "
+            "score is the head's, sigmoid(occlusion_logit), not 1 - P; else 1 - P read at the point: P "
+            "interpolated bilinearly at the landmark's crop-frame (x, y), as "
+            "torch.nn.functional.grid_sample(P, points, mode='bilinear', padding_mode='border', "
+            "align_corners=False): cell (i, j)'s centre (row i, column j) is at x = (2 j + 1) / n - 1, "
+            "y = (2 i + 1) / n - 1; beyond the outer centres the border value holds",
+            "occlusion_probability": OCCLUSION_PROBABILITY + " (1 - P's sign is not even fixed: P may be "
+            "higher at occluded points)",
+        }
+    if model.has_occlusion_logit:
+        logit = {
+            "name": OCCLUSION_LOGIT,
+            "shape": ["batch", scheme["num_landmarks"]],
+            "dtype": "float32",
+            "meaning": "each landmark's occlusion logit from the visibility head, read at the predicted "
+            "point (higher: more likely occluded; trained against the visibility flags)",
+            "occlusion_score": "sigmoid(occlusion_logit) = 1 / (1 + exp(-occlusion_logit)) per point; "
+            "where this output is present it is the occlusion score, not 1 - P of occlusion_map",
+            "occlusion_probability": OCCLUSION_PROBABILITY,
         }
     metadata: dict[str, Any] = {
         "metadata_version": METADATA_VERSION,
@@ -197,9 +221,10 @@ def export_metadata(
                 "inverse of the crop matrix, e.g. cv2.invertAffineTransform)",
             },
             OCCLUSION_MAP: occlusion,
+            OCCLUSION_LOGIT: logit,
         },
         "scheme": scheme,
-        "occlusion_calibration": None if model.calibration is None else model.calibration.summary(),
+        "occlusion_calibration": model.calibration_summary(),
         "network": model.variant,
         "trained_on": model.data_name,
         "checkpoint": {
@@ -271,6 +296,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         f"outputs.{OCCLUSION_MAP}": isinstance(metadata["outputs"].get(OCCLUSION_MAP), (dict, type(None))),
         "scheme.num_landmarks": isinstance(metadata["scheme"].get("num_landmarks"), int)
         and metadata["scheme"]["num_landmarks"] >= 1,
+        f"outputs.{OCCLUSION_LOGIT}": _logit_entry(metadata),  # absent (exported before the head): null
     }
     for key, good in problems.items():
         if not good:
@@ -300,8 +326,18 @@ def _three_numbers(value: Any, positive: bool = False) -> bool:
     )
 
 
+def _logit_entry(metadata: dict[str, Any]) -> bool:
+    entry, points = metadata["outputs"].get(OCCLUSION_LOGIT), metadata["scheme"].get("num_landmarks")
+    return entry is None or (isinstance(entry, dict) and entry.get("shape") == ["batch", points])
+
+
 def has_occlusion_map(metadata: dict[str, Any]) -> bool:
     return metadata["outputs"].get(OCCLUSION_MAP) is not None
+
+
+def has_occlusion_logit(metadata: dict[str, Any]) -> bool:
+    """Whether the model outputs the visibility head's logits (metadata written before the head: no)."""
+    return metadata["outputs"].get(OCCLUSION_LOGIT) is not None
 
 
 # ------------------------------------------------------------------------------------------ export
@@ -329,7 +365,7 @@ def _quiet_exporter():
 
 
 def export_onnx(model: TrainedModel, path: str | Path, opset: int = DEFAULT_OPSET) -> Path:
-    """The network as an ONNX model with a dynamic batch ("images" -> "landmarks"[, "occlusion_map"]),
+    """The network as an ONNX model with a dynamic batch ("images" -> `ExportableNetwork.output_names`),
     checked by onnx.checker and written atomically. Uses torch.onnx's torch.export-based exporter."""
     import onnx
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..callbacks import RUN_CONFIG_KEY
 from ..checkpoints import CheckpointError, load_checkpoint
-from ..evaluation.calibration import OcclusionCalibration
+from ..evaluation.calibration import SCORE_OF_HEAD, SCORE_OF_MAP, OcclusionCalibration
 from ..schemes import LandmarkScheme, get_scheme, scheme_declaration
 
 # What the crop is cut around when the run config does not say (the suite's defaults, conf/data/_landmarks.yaml).
@@ -30,11 +30,12 @@ class TrainedModel:
     """The network (eval mode, CPU) and what its inputs and outputs mean.
 
     net: images (B, 3, S, S), ImageNet-normalised RGB -> {"landmarks": (B, L, 2) crop frame,
-        "occlusion_map": (B, 1, n, n) P, with the DM}.
+        "occlusion_map": (B, 1, n, n) P, with the DM, "occlusion_logit": (B, L), with the visibility head}.
     image_size: S; crop_margin, crop_box: the crop is the square about the face box enlarged by
         `crop_margin`, the box being the landmarks' tight box ("landmarks") or the dataset's ("dataset").
-    calibration: maps the raw occlusion score 1 - P at a point to the probability that it is occluded
-        (fitted on the training run's validation flags); None where the run had none to fit on.
+    calibration: maps a point's raw occlusion score (sigmoid(occlusion_logit) with the visibility head,
+        else 1 - P at the point; `evaluation.occlusion_output.raw_scores`) to the probability that it
+        is occluded (fitted on the training run's validation flags); None where the run had none to fit on.
     """
 
     net: nn.Module
@@ -52,6 +53,16 @@ class TrainedModel:
     def has_occlusion_map(self) -> bool:
         return getattr(self.net, "distillation", None) is not None
 
+    @property
+    def has_occlusion_logit(self) -> bool:
+        return getattr(self.net, "visibility", None) is not None
+
+    def calibration_summary(self) -> dict[str, Any] | None:
+        """The calibration for JSON, its formula naming the score this network's calibration reads."""
+        if self.calibration is None:
+            return None
+        return self.calibration.summary(SCORE_OF_HEAD if self.has_occlusion_logit else SCORE_OF_MAP)
+
     def metadata(self) -> dict[str, Any]:
         """Plain values describing the crop, scheme and network, under the keys an exported model's
         metadata uses for them (`exporting.export_metadata`), so predict reads either alike."""
@@ -63,7 +74,8 @@ class TrainedModel:
             "trained_on": self.data_name,
             "checkpoint": str(self.checkpoint),
             "occlusion_map": self.has_occlusion_map,
-            "occlusion_calibration": None if self.calibration is None else self.calibration.summary(),
+            "occlusion_logit": self.has_occlusion_logit,
+            "occlusion_calibration": self.calibration_summary(),
         }
 
 
@@ -89,6 +101,8 @@ def load_trained_model(ckpt_path: str | Path) -> TrainedModel:
     if not isinstance(image_size, int) or image_size < 1:
         raise CheckpointError(f"{where}: its run config gives no crop size (data.image_size)")
     net = model.net.eval()
+    # A calibration is fitted where the network has an occlusion output: P, or the visibility head.
+    has_occlusion = any(getattr(net, name, None) is not None for name in ("distillation", "visibility"))
     return TrainedModel(
         net=net,
         image_size=int(image_size),
@@ -98,5 +112,5 @@ def load_trained_model(ckpt_path: str | Path) -> TrainedModel:
         variant=str(getattr(net, "variant", type(net).__name__)),
         data_name=data.get("name"),
         checkpoint=path,
-        calibration=model.occlusion_output.fitted if getattr(net, "distillation", None) is not None else None,
+        calibration=model.occlusion_output.fitted if has_occlusion else None,
     )

@@ -2,8 +2,8 @@
 
 - `landmarks.json`: the model (crop, scheme, network), the detector, and per face: source, frame,
   face number, box, detector box and score, the L points in image pixels and, with a calibrated
-  occlusion output, each point's probability of being occluded (null otherwise, the model block
-  saying why); also every skipped input with its reason.
+  occlusion output (the visibility head's, else P's), each point's probability of being occluded
+  (null otherwise, the top-level `occlusion` saying why); also every skipped input with its reason.
 - `landmarks.csv`: one row per face, the columns of `predictions.csv` where they mean the same
   (`pred_x<i>`, `pred_y<i>`, `occ_prob<i>`).
 - `skipped.csv`: each image or frame that gave no face, and why (unreadable, no face found).
@@ -51,20 +51,23 @@ DECIMALS = 3
 
 UNCALIBRATED = (
     "not output: the model has no calibration (its training run had no occlusion flags on its "
-    "validation split, or it predates calibrated occlusion), and its raw map P is no occlusion "
-    "probability (its sign is not even fixed); overlay_map=true still draws P"
+    "validation split, or it predates calibrated occlusion), and its raw score is no occlusion "
+    "probability (1 - P's sign is not even fixed; a visibility head learns only from those flags); "
+    "overlay_map=true still draws P where the network has it"
 )
 UNCALIBRATED_LINE = f"occlusion: {UNCALIBRATED}"
 
 
-def occlusion_note(has_map: bool, calibrated: bool) -> str:
-    """What landmarks.json says each face's `occlusion` is."""
-    if not has_map:
-        return "not output: the network has no occlusion map (no distillation module)"
+def occlusion_note(has_map: bool, calibrated: bool, has_logit: bool = False) -> str:
+    """What landmarks.json says each face's `occlusion` is (has_logit: the network has the visibility
+    head, whose score is used whether or not it also has P)."""
+    if not has_map and not has_logit:
+        return "not output: the network has no occlusion output (no distillation module, no visibility head)"
     if not calibrated:
         return UNCALIBRATED
+    score = "sigmoid of the visibility head's logit for the point" if has_logit else "1 - P at the point"
     return (
-        "each point's probability of being occluded: 1 - P at the point through the calibration in "
+        f"each point's probability of being occluded: {score} through the calibration in "
         "model.occlusion_calibration (fitted on the training run's validation flags, with the figures it reached)"
     )
 

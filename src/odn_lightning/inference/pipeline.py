@@ -1,5 +1,6 @@
 """Faces in, landmarks out: crop each detected face as the network was trained, run the network in
-batches, map its points back to image pixels, and read each point's occlusion score from P.
+batches, map its points back to image pixels, and read each point's occlusion score (the visibility
+head's, else from P).
 
 The crop is the training crop (`odn_lightning.crop.crop_matrix`): a square about the face box enlarged
 by the checkpoint's `crop_margin`, resampled to its `image_size`. A detector's box is only an estimate
@@ -22,8 +23,8 @@ import torch
 from ..crop import crop_matrix, crop_to_original, face_box
 from ..data.transforms import warp_crop
 from ..evaluation.calibration import OcclusionCalibration
+from ..evaluation.occlusion_output import raw_scores
 from ..imagenet import normalise_image
-from ..metrics import landmark_occlusion_scores
 from ..module import NonFiniteError
 from .detectors import Detection, FaceDetector
 from .media import Frame, Skipped
@@ -37,8 +38,9 @@ class FacePrediction:
     box: the box the final crop was cut about (x0, y0, x1, y1, image pixels): the tight box of the
         first prediction after a refinement pass, else the detector's box in the suite's convention.
     landmarks: (L, 2) float64, 0-based image pixels (pixel centres on integers).
-    occlusion: (L,) float32, each point's calibrated probability of being occluded, from 1 - P at the
-        point (None without the DM or without a calibration).
+    occlusion: (L,) float32, each point's calibrated probability of being occluded, from its raw score:
+        sigmoid of the visibility head's logit, else 1 - P at the point (None without either output or
+        without a calibration).
     matrix: (2, 3) the final crop's matrix (image pixels -> crop pixels), crop_size its side S;
         occlusion_map: P (n, n) over that crop.
     """
@@ -76,8 +78,9 @@ class LandmarkPredictor:
 
     batch_size: faces per network call (faces of several frames share a batch).
     refine: re-crop passes about the previous prediction (0: the detector's box only).
-    calibration: maps each point's raw score 1 - P to the probability that it is occluded; without
-        one the faces carry no occlusion (the raw map is not an occlusion probability).
+    calibration: maps each point's raw score (`evaluation.occlusion_output.raw_scores`: sigmoid of the
+        visibility head's logit, else 1 - P at the point) to the probability that it is occluded; without
+        one the faces carry no occlusion (the raw score is not an occlusion probability).
     """
 
     def __init__(
@@ -128,8 +131,9 @@ class LandmarkPredictor:
         matrix = crop_matrix(np.asarray(box, dtype=np.float64), self.image_size, self.crop_margin)
         return normalise_image(warp_crop(image, matrix, self.image_size)), matrix
 
-    def _run(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        landmarks, maps = [], []
+    def _run(self, crops: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Landmarks (B, L, 2), and the occlusion outputs the network has, by name."""
+        landmarks, occlusion = [], {"occlusion_map": [], "occlusion_logit": []}
         for start in range(0, len(crops), self.batch_size):
             output = self.runtime(np.ascontiguousarray(crops[start : start + self.batch_size]))
             if not np.all(np.isfinite(output.landmarks)):
@@ -138,9 +142,10 @@ class LandmarkPredictor:
                     "exported model is broken"
                 )
             landmarks.append(output.landmarks)
-            if output.occlusion_map is not None:
-                maps.append(output.occlusion_map)
-        return np.concatenate(landmarks), (np.concatenate(maps) if maps else None)
+            for name, parts in occlusion.items():
+                if getattr(output, name) is not None:
+                    parts.append(getattr(output, name))
+        return np.concatenate(landmarks), {k: np.concatenate(v) for k, v in occlusion.items() if v}
 
     def predict_faces(
         self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]
@@ -154,15 +159,17 @@ class LandmarkPredictor:
         for attempt in range(self.refine + 1):
             cropped = [self.crop(image, box) for image, box in zip(images, boxes, strict=True)]
             crops, matrices = [c for c, _ in cropped], [m for _, m in cropped]
-            landmarks, maps = self._run(np.stack(crops))
+            landmarks, occlusion = self._run(np.stack(crops))
             points = crop_to_original(
                 torch.from_numpy(landmarks), torch.from_numpy(np.stack(matrices)), self.image_size
             ).numpy()
             if attempt < self.refine:
                 boxes = [face_box(face) for face in points]
-        scores = None
-        if maps is not None and self.calibration is not None:
-            raw = landmark_occlusion_scores(torch.from_numpy(maps), torch.from_numpy(landmarks))
+        scores, maps = None, occlusion.get("occlusion_map")
+        if occlusion and self.calibration is not None:  # the suite's raw scores, then the calibration
+            raw = raw_scores(
+                {k: torch.from_numpy(v) for k, v in occlusion.items()}, torch.from_numpy(landmarks)
+            )
             scores = self.calibration.probability(raw).numpy()
         self.network_seconds += time.perf_counter() - started
         self.faces_predicted += len(images)

@@ -18,10 +18,13 @@ from torch import nn
 
 from .exporting import (
     LANDMARKS,
+    OCCLUSION_LOGIT,
     OCCLUSION_MAP,
     ExportError,
+    has_occlusion_logit,
     has_occlusion_map,
     metadata_path,
+    output_names,
     read_metadata,
 )
 
@@ -29,14 +32,25 @@ from .exporting import (
 @dataclass
 class RuntimeOutput:
     """landmarks (B, L, 2) float32 in the crop frame [-1, 1]; occlusion_map (B, 1, n, n) float32 P, None
-    without the distillation module."""
+    without the distillation module; occlusion_logit (B, L) float32, the visibility head's logits, None
+    without the head."""
 
     landmarks: np.ndarray
     occlusion_map: np.ndarray | None
+    occlusion_logit: np.ndarray | None = None
 
     def as_tuple(self) -> tuple[np.ndarray, ...]:
-        """The outputs in the exported models' order: (landmarks,) or (landmarks, occlusion_map)."""
-        return (self.landmarks,) if self.occlusion_map is None else (self.landmarks, self.occlusion_map)
+        """The outputs in the exported models' order: landmarks[, occlusion_map][, occlusion_logit]."""
+        extra = (self.occlusion_map, self.occlusion_logit)
+        return (self.landmarks, *(value for value in extra if value is not None))
+
+
+def _array(value: Any) -> np.ndarray | None:
+    if value is None:
+        return None
+    if isinstance(value, torch.Tensor):
+        value = value.float().cpu().numpy()
+    return np.asarray(value, dtype=np.float32)
 
 
 class Runtime:
@@ -45,6 +59,7 @@ class Runtime:
     name: str = "runtime"
     image_size: int
     has_occlusion_map: bool
+    has_occlusion_logit: bool = False
 
     def __call__(self, crops: np.ndarray) -> RuntimeOutput:
         raise NotImplementedError
@@ -60,7 +75,10 @@ class Runtime:
         return np.ascontiguousarray(crops, dtype=np.float32)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(image_size={self.image_size}, occlusion_map={self.has_occlusion_map})"
+        return (
+            f"{type(self).__name__}(image_size={self.image_size}, occlusion_map={self.has_occlusion_map}, "
+            f"occlusion_logit={self.has_occlusion_logit})"
+        )
 
 
 class EagerRuntime(Runtime):
@@ -73,14 +91,15 @@ class EagerRuntime(Runtime):
         self.net = net.eval().to(self.device)
         self.image_size = int(image_size)
         self.has_occlusion_map = getattr(net, "distillation", None) is not None
+        self.has_occlusion_logit = getattr(net, "visibility", None) is not None
 
     def __call__(self, crops: np.ndarray) -> RuntimeOutput:
         crops = self.check_crops(crops)
         with torch.inference_mode():
             outputs = self.net(torch.from_numpy(crops).to(self.device))
-        landmarks = outputs[LANDMARKS].float().cpu().numpy()
-        occlusion = outputs.get(OCCLUSION_MAP)
-        return RuntimeOutput(landmarks, None if occlusion is None else occlusion.float().cpu().numpy())
+        return RuntimeOutput(
+            *(_array(outputs.get(name)) for name in (LANDMARKS, OCCLUSION_MAP, OCCLUSION_LOGIT))
+        )
 
 
 def _providers() -> list[str]:
@@ -134,9 +153,10 @@ class OnnxRuntime(Runtime):
             ) from None
         self.image_size = int(self.metadata["image_size"])
         self.has_occlusion_map = has_occlusion_map(self.metadata)
+        self.has_occlusion_logit = has_occlusion_logit(self.metadata)
         self.num_landmarks = int(self.metadata["scheme"]["num_landmarks"])
         self.input_name = str(self.metadata["input"]["name"])
-        self.output_names = [LANDMARKS, OCCLUSION_MAP] if self.has_occlusion_map else [LANDMARKS]
+        self.output_names = output_names(self.has_occlusion_map, self.has_occlusion_logit)
         self._check_model(where)
 
     def _check_model(self, where: str) -> None:
@@ -169,6 +189,12 @@ class OnnxRuntime(Runtime):
                 f"{where}: the model predicts landmarks {points}, the metadata's scheme has "
                 f"{self.num_landmarks} points; the metadata belongs to another model"
             )
+        logits = list(names[OCCLUSION_LOGIT].shape) if self.has_occlusion_logit else None
+        if logits is not None and (len(logits) != 2 or _dim(logits[1]) not in (self.num_landmarks, None)):
+            raise ExportError(
+                f"{where}: the model's occlusion_logit is {logits}, not one per point of the metadata's "
+                f"{self.num_landmarks}; the metadata belongs to another model"
+            )
 
     @property
     def providers(self) -> list[str]:
@@ -177,6 +203,7 @@ class OnnxRuntime(Runtime):
     def __call__(self, crops: np.ndarray) -> RuntimeOutput:
         crops = self.check_crops(crops)
         values = self.session.run(self.output_names, {self.input_name: crops})
-        landmarks = np.asarray(values[0], dtype=np.float32)
-        occlusion = np.asarray(values[1], dtype=np.float32) if self.has_occlusion_map else None
-        return RuntimeOutput(landmarks, occlusion)
+        values = dict(zip(self.output_names, values, strict=True))
+        return RuntimeOutput(
+            *(_array(values.get(name)) for name in (LANDMARKS, OCCLUSION_MAP, OCCLUSION_LOGIT))
+        )
