@@ -66,6 +66,17 @@ def test_a_constant_map_calibrates_to_the_base_rate_and_calls_nothing_occluded()
     assert math.isnan(fitted.precision) and fitted.recall == 0.0
 
 
+def test_a_fit_ranking_worse_than_chance_falls_back_to_the_base_rate():
+    # Most occluded points score below the visible ones, ten score extremely high: the likelihood's
+    # slope is positive, and that reading ranks validation at AUROC 0.05. It is never output.
+    scores = torch.cat([torch.full((250,), 0.55), torch.full((140,), 0.45), torch.full((10,), 1 - 1e-9)])
+    occluded = torch.arange(400) >= 250
+    fitted = calibrate(scores, occluded)
+    assert fitted.slope == 0.0 and fitted.auroc == 0.5
+    assert fitted.probability(scores).unique().tolist() == pytest.approx([150 / 400])  # the base rate
+    assert fitted.recall == 0.0  # below the threshold everywhere: nothing is called occluded
+
+
 def test_nothing_to_calibrate_on_without_both_kinds_of_point():
     assert calibrate(torch.rand(10), torch.zeros(10, dtype=torch.bool)) is None
     assert calibrate(torch.rand(10), torch.ones(10, dtype=torch.bool)) is None

@@ -181,15 +181,22 @@ def exact_scores(probability: Tensor, occluded: Tensor, threshold: float) -> dic
 
 
 def calibrate(scores: Tensor, occluded: Tensor, epoch: int = -1) -> OcclusionCalibration | None:
-    """Fit a calibration on raw scores 1 - P at points and their flags (same shape), with the
-    validation figures its probability reaches on them; None without an occluded and a visible point
-    (there is then nothing to calibrate on)."""
+    """Fit a calibration on raw scores at points and their flags (same shape), with the validation
+    figures its probability reaches on them; None without an occluded and a visible point (there is
+    then nothing to calibrate on). Its validation AUROC is never below 0.5: where the fitted direction
+    ranks worse than chance, the calibration is the constant base rate (AUROC 0.5, nothing called)."""
     scores, occluded = scores.detach().double().flatten(), occluded.detach().bool().flatten()
     positives = int(occluded.sum())
     if positives == 0 or positives == len(occluded):
         return None
     slope, intercept = fit_logistic(torch.logit(scores.clamp(EPS, 1.0 - EPS)), occluded)
     figures = exact_scores(calibrated_probability(scores, slope, intercept), occluded, DECISION_THRESHOLD)
+    if figures["auroc"] < 0.5:
+        # The likelihood's direction ranks the validation points worse than chance (a few extreme
+        # scores outweigh the rest): no monotone reading is trusted; every point gets the base rate.
+        rate = positives / len(occluded)
+        slope, intercept = 0.0, math.log(rate / (1.0 - rate))
+        figures = exact_scores(calibrated_probability(scores, slope, intercept), occluded, DECISION_THRESHOLD)
     return OcclusionCalibration(
         slope=slope,
         intercept=intercept,
