@@ -129,3 +129,22 @@ def test_ckpt_path_last_prefers_the_run_directory_then_the_newest(tmp_path):
     assert resolve_ckpt_path(None, tmp_path, logs) is None
     with pytest.raises(CheckpointError, match="no checkpoints/last.ckpt under"):
         resolve_ckpt_path("last", tmp_path, tmp_path / "empty")
+
+
+@pytest.mark.parametrize("change", ["trainer.max_epochs=4", "trainer.max_epochs=2", "data.batch_size=2"])
+def test_a_resume_that_changes_the_step_count_is_refused_in_one_line(
+    uninterrupted, synthetic_root, tmp_path, change
+):
+    # One-cycle's total_steps was planned from these settings: continuing past it, or stretching it, has
+    # no defined schedule, so the run is refused before its first step.
+    run_dir = tmp_path / "logs" / "train" / "runs" / "a"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    checkpoint.write_bytes((uninterrupted / "checkpoints" / "last.ckpt").read_bytes())
+    resumed = train_cli(run_dir, synthetic_root, "ckpt_path=last", change)
+    assert resumed.returncode == 1
+    lines = resumed.stderr.strip().splitlines()
+    assert len([line for line in lines if line.startswith("error:")]) == 1
+    key = change.split("=")[0]
+    assert f"its schedule was planned for {EPOCHS * STEPS_PER_EPOCH} optimiser steps" in lines[-1]
+    assert f"{key}:" in lines[-1] and "Traceback" not in resumed.stderr

@@ -34,6 +34,18 @@ RESUME_MUST_MATCH = [
     "data.image_size",
 ]
 
+# What sets the number of optimiser steps: a schedule planned over the whole run (one-cycle's
+# total_steps) cannot continue past the end it was planned for, nor be stretched, once under way.
+STEP_SETTINGS = [
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.limit_train_batches",
+    "trainer.accumulate_grad_batches",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "data.batch_size",
+]
+
 
 class Preempted(runs.RunError):
     """SIGTERM stopped the run; `last.ckpt` holds it. Exits 143 (128 + SIGTERM) so schedulers see it."""
@@ -58,6 +70,14 @@ def resume_checkpoint(cfg: DictConfig) -> Path | None:
         raise CheckpointError(
             f"ckpt_path={path} belongs to another setup ({'; '.join(changed[:4])}); resume it with the "
             "command that started it, or start a new run without ckpt_path"
+        )
+    planned = [scheduler.get("total_steps") for scheduler in checkpoint.get("lr_schedulers") or []]
+    changed = differences(stored, OmegaConf.to_container(cfg, resolve=True), STEP_SETTINGS)
+    if any(planned) and changed:
+        raise CheckpointError(
+            f"ckpt_path={path}: its schedule was planned for {planned[0]} optimiser steps, and this run "
+            f"changes the step count ({'; '.join(changed[:3])}); resume with the settings it was "
+            "started with, or start a new run from its weights without ckpt_path"
         )
     run_dir = run_directory(path)
     if run_dir is not None and run_dir.resolve() != Path(cfg.paths.output_dir).resolve():
