@@ -77,7 +77,7 @@ def resume_checkpoint(cfg: DictConfig) -> Path | None:
         raise CheckpointError(
             f"ckpt_path={path}: its schedule was planned for {planned[0]} optimiser steps, and this run "
             f"changes the step count ({'; '.join(changed[:3])}); resume with the settings it was "
-            "started with, or start a new run from its weights without ckpt_path"
+            "started with, or start a new run (without ckpt_path) with the new ones"
         )
     run_dir = run_directory(path)
     if run_dir is not None and run_dir.resolve() != Path(cfg.paths.output_dir).resolve():
