@@ -135,6 +135,8 @@ def test_video_of_30_frames_end_to_end(tmp_path, checkpoint):
     video = cv2.VideoCapture(str(out / "annotated.mp4"))
     assert video.isOpened() and int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 32
     video.release()
+    # The video has the mode of every other output (not the temporary file's 0600).
+    assert (out / "annotated.mp4").stat().st_mode & 0o777 == (out / "landmarks.json").stat().st_mode & 0o777
 
 
 def test_onnx_runtime_predicts_the_eager_landmarks(tmp_path, checkpoint):

@@ -266,6 +266,10 @@ class PredictionOutputs:
         if self._video is not None:
             self._video.release()
             self._video = None
+            # mkstemp made it 0600: give it the mode every other output has (0666 less the umask).
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self._video_temporary, 0o666 & ~umask)
             os.replace(self._video_temporary, self.output_dir / VIDEO_FILE)
         if (self.output_dir / VIDEO_FILE).is_file():
             written["annotated video"] = self.output_dir / VIDEO_FILE
