@@ -110,7 +110,7 @@ figure4: install ## The paper's Figure 4: COFW-68 CEDs of runs beside the benchm
 	@test -n "$(BENCHMARK)" || { echo "error: set BENCHMARK=a checkout of github.com/golnazghiasi/cofw68-benchmark"; exit 2; }
 	$(PY) -m odn_lightning.figure4 benchmark_root=$(BENCHMARK) $(if $(RUNS),'runs=[$(subst $(space),$(comma),$(strip $(RUNS)))]') $(ARGS)
 
-bench: install ## Speed on this machine: train step per Table-4 row, nuclear norms, data path, inference -> experiments/bench/<device>.json|.md [ARGS="sections=[train] repeats=5 ..."]
+bench: install ## Speed on this machine: train step per Table-4 row, nuclear norms, data path, inference -> logs/bench/runs/<time>/<device>.json|.md [ARGS="sections=[train] repeats=5 ..."]
 	$(PY) -m odn_lightning.bench $(ARGS)
 
 reproduce-300w: install ## Tables 1-2, Fig. 3: ODN on 300W (common, challenging, full): ROOT=/path/to/300W

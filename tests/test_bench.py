@@ -138,3 +138,12 @@ def test_a_bad_setting_fails_in_one_line(tmp_path, override, words):
         bench.bench(cfg)
     assert words in str(info.value) and "\n" not in str(info.value)
     assert not (tmp_path / "bench").exists()
+
+
+def test_bench_writes_into_its_run_directory_unless_told_otherwise(tmp_path):
+    # A partial run (sections=[nuclear]) must never overwrite the committed experiments/bench record.
+    from .helpers.configs import compose_config
+
+    cfg = compose_config("bench", ["sections=[nuclear]"], tmp_path / "run")
+    assert cfg.output_dir == str(tmp_path / "run")
+    assert "experiments" not in cfg.output_dir
