@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from .locations import CONFIG_DIR, REPOSITORY  # noqa: F401  (CONFIG_DIR: re-exported, as every entry point imports it)
 from .schemes import get_scheme, is_builtin, scheme_declaration
 
-# The repository the package is installed from (editable): conf/ and pyproject.toml beside src/.
-REPOSITORY = Path(__file__).resolve().parents[2]
-CONFIG_DIR = str(REPOSITORY / "conf")
 # Where data/ and logs/ go, when set (else the repository): paths.root_dir.
 ROOT_ENV = "ODN_ROOT"
 

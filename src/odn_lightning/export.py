@@ -48,8 +48,9 @@ def _checked(cfg: DictConfig) -> tuple[str, int, float]:
 
 
 def export(cfg: DictConfig) -> dict[str, object]:
-    from .inference.exporting import ExportableNetwork, export_model, verify_export
+    from .inference.exporting import ExportableNetwork, export_model
     from .inference.model import load_trained_model
+    from .inference.verification import verify_export
 
     fmt, opset, tolerance = _checked(cfg)
     runs.apply_extras(cfg)

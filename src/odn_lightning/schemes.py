@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from .locations import CONFIG_DIR
+
 
 @dataclass(frozen=True)
 class LandmarkScheme:
@@ -168,8 +170,6 @@ class SchemeError(ValueError):
 
 def scheme_dir() -> Path:
     """`conf/scheme/`: the declarations a scheme name finds."""
-    from .config import CONFIG_DIR  # here: config imports this module
-
     return Path(CONFIG_DIR) / "scheme"
 
 

@@ -23,11 +23,11 @@ from odn_lightning.inference.exporting import (
     metadata_path,
     network_file_stem,
     read_metadata,
-    verify_export,
     write_metadata,
 )
 from odn_lightning.inference.model import TrainedModel
 from odn_lightning.inference.runtimes import EagerRuntime, OnnxRuntime, RuntimeOutput
+from odn_lightning.inference.verification import verify_export
 from odn_lightning.metrics import landmark_occlusion_scores
 from odn_lightning.models import ODN
 from odn_lightning.schemes import get_scheme
