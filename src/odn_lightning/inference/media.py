@@ -106,7 +106,8 @@ class MediaInput:
             try:
                 image = load_rgb(path, self.max_image_pixels)
             except ImageDecodeError as err:
-                yield Skipped(str(path), None, " ".join(str(err).split()))
+                # The problem without the data loaders' advice (data.on_bad_sample is no predict option).
+                yield Skipped(str(path), None, f"{' '.join(err.problem.split())}; fix or remove the file")
                 continue
             except OSError as err:  # removed or unreadable since the folder was listed
                 yield Skipped(
