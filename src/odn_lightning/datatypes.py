@@ -39,7 +39,7 @@ class Batch(TypedDict):
     landmarks: Tensor  # (B, L, 2)
     visible: Tensor  # (B, L)
     has_visibility: Tensor  # (B,) bool
-    located: Tensor  # (B, L) bool
+    located: NotRequired[Tensor]  # (B, L) bool: present only where some point of the batch has no position
     matrix: Tensor  # (B, 2, 3)
     target_px: Tensor  # (B, L, 2)
     normalising_box: Tensor  # (B, 4)
@@ -75,7 +75,15 @@ class EvalStepOutput(NetworkOutput):
 
 def collate_samples(samples: list[Sample | None]) -> Batch | None:
     """The loaders' collate function: PyTorch's default collation, typed. None samples (faces left
-    out under data.on_bad_sample=skip) are dropped; a batch of only such faces is None (Lightning
-    skips a None training batch; the evaluation loaders leave it out)."""
+        out under data.on_bad_sample=skip) are dropped; a batch of only such faces is None (Lightning
+        skips a None training batch; the evaluation loaders leave it out). `located` is dropped from a batch
+    whose every point has a position."""
     kept = [sample for sample in samples if sample is not None]
-    return default_collate(kept) if kept else None
+    if not kept:
+        return None
+    batch = default_collate(kept)
+    # `located` only where some point has no position: decided here, on the host, so that the training
+    # step never reads a device tensor to find out (and a batch of ordinary faces is what it always was).
+    if "located" in batch and bool(batch["located"].all()):
+        del batch["located"]
+    return batch

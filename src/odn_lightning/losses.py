@@ -64,7 +64,7 @@ def coordinate_l2(pred: Tensor, target: Tensor, located: Tensor | None = None) -
     """Mean over the batch of the squared L2 norm of the (L*2)-vector of coordinate errors; points
     without a position (located (B, L) False: MERL-RAV's self-occluded) add nothing."""
     squared = (pred - target).pow(2)
-    if located is not None and not bool(located.all()):
+    if located is not None:
         squared = squared * located.to(squared.device, squared.dtype)[..., None]
     return squared.flatten(1).sum(dim=1).mean()
 
@@ -100,9 +100,7 @@ def occlusion_supervision(
         at_points = F.grid_sample(
             occlusion_map[keep], grid, mode="bilinear", padding_mode="border", align_corners=False
         )[:, 0, :, 0]
-        counted = (
-            None if located is None or bool(located.all()) else located[keep].to(at_points.device, torch.bool)
-        )
+        counted = None if located is None else located[keep].to(at_points.device, torch.bool)
         parts.append(_binary_cross_entropy(at_points, visible[keep], counted))
     if occluder_mask is not None:
         covered = F.adaptive_avg_pool2d((occluder_mask > 0).float()[:, None], occlusion_map.shape[-2:])
@@ -118,7 +116,7 @@ def visibility_supervision(
     (has_visibility (B,)), at the points with a position (located (B, L), None: all; the head reads the
     features at the points); None when no such point is in the batch."""
     keep = torch.as_tensor(has_visibility, device=occlusion_logit.device).bool()  # per face
-    if located is not None and not bool(located.all()):
+    if located is not None:
         keep = keep[:, None] & located.to(keep.device, torch.bool)  # per point
     if not bool(keep.any()):
         return None

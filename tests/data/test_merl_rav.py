@@ -130,3 +130,14 @@ def test_a_point_without_a_position_changes_neither_loss_nor_nme():
     assert visibility_supervision(logits, located, has, located) == visibility_supervision(
         changed, located, has, located
     )
+
+
+def test_a_batch_carries_located_only_where_some_point_has_no_position():
+    from odn_lightning.datatypes import collate_samples
+
+    def sample(located):
+        return {"landmarks": torch.zeros(3, 2), "located": torch.tensor(located)}
+
+    assert "located" not in collate_samples([sample([True] * 3), sample([True] * 3)])
+    batch = collate_samples([sample([True] * 3), sample([False, True, True])])
+    assert batch["located"].tolist() == [[True] * 3, [False, True, True]]
