@@ -9,20 +9,22 @@ from torchmetrics.classification import BinaryAUROC
 
 from odn_lightning.crop import to_normalised
 from odn_lightning.metrics import (
+    LandmarkNME,
+    auc_at,
+    ced_curve,
+    failure_rate_at,
+    normalisation_for,
+    per_sample_nme,
+)
+from odn_lightning.occlusion_metrics import (
     BinnedAUROC,
     FaceAUROC,
     FaceOccluderAUROC,
-    LandmarkNME,
     LandmarkOcclusionAUROC,
     OccluderAUROC,
-    auc_at,
-    ced_curve,
     crop_probability,
     face_region,
-    failure_rate_at,
     landmark_occlusion_scores,
-    normalisation_for,
-    per_sample_nme,
 )
 from odn_lightning.schemes import get_scheme
 

@@ -10,10 +10,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from odn_lightning.metrics import (
+from odn_lightning.metrics import LandmarkNME
+from odn_lightning.occlusion_metrics import (
     FaceAUROC,
     FaceOccluderAUROC,
-    LandmarkNME,
     LandmarkOcclusionAUROC,
     OccluderAUROC,
     face_region,

@@ -22,7 +22,7 @@ from .config_checks import ConfigError
 
 
 def _checked(cfg: DictConfig) -> tuple[str, int, float]:
-    from .inference.exporting import FORMATS
+    from .inference.export_metadata import FORMATS
 
     if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.ckpt_path in (None, ""):
         raise CheckpointError("no checkpoint given: pass ckpt_path=PATH/TO/run/checkpoints/last.ckpt")

@@ -88,7 +88,7 @@ def occlusion_supervision(
 ) -> Tensor | None:
     """Binary cross-entropy of P (B, 1, h, w; 1 keeps a cell's features, 0 suppresses them) against
     visibility: at the annotated points of the faces with flags (has_visibility (B,)), P read
-    bilinearly at each point (landmarks (B, L, 2) in the crop frame, as `metrics.landmark_occlusion_scores`
+    bilinearly at each point (landmarks (B, L, 2) in the crop frame, as `occlusion_metrics.landmark_occlusion_scores`
     reads it) against its flag (visible (B, L): 1); and, where occluder masks exist ((B, S, S), non-zero
     on occluders), every cell of P against the share of it no occluder covers. Points without a position
     (located (B, L) False) are not read. The mean of the parts present; None when there is nothing to

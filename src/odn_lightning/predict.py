@@ -27,7 +27,8 @@ from . import runs
 from .checkpoints import CheckpointError
 from .config import CONFIG_DIR
 from .inference.detectors import FaceDetector
-from .inference.exporting import export_model, occlusion_calibration
+from .inference.export_metadata import occlusion_calibration
+from .inference.exporting import export_model
 from .inference.media import Skipped, open_media
 from .inference.model import load_trained_model
 from .inference.outputs import UNCALIBRATED_LINE, PredictionOutputs, occlusion_note

@@ -32,7 +32,7 @@ from .evaluation.cofw68_benchmark import ResultFileError
 from .evaluation.recalibration import CalibrationUnavailable
 from .evaluation.scoring import PredictionsError
 from .inference.detectors import DetectorError
-from .inference.exporting import ExportError
+from .inference.export_metadata import ExportError
 from .inference.media import MediaError
 from .models import PretrainedWeightsUnavailable
 from .module import NonFiniteError

@@ -13,23 +13,25 @@ import torch
 
 from odn_lightning.crop import crop_matrix, crop_to_original, from_normalised
 from odn_lightning.imagenet import normalise_image
-from odn_lightning.inference.exporting import (
-    ExportableNetwork,
+from odn_lightning.inference.export_metadata import (
     ExportError,
     export_metadata,
+    metadata_path,
+    read_metadata,
+    write_metadata,
+)
+from odn_lightning.inference.exporting import (
+    ExportableNetwork,
     export_model,
     export_onnx,
     load_torchscript,
-    metadata_path,
     network_file_stem,
-    read_metadata,
-    write_metadata,
 )
 from odn_lightning.inference.model import TrainedModel
 from odn_lightning.inference.runtimes import EagerRuntime, OnnxRuntime, RuntimeOutput
 from odn_lightning.inference.verification import verify_export
-from odn_lightning.metrics import landmark_occlusion_scores
 from odn_lightning.models import ODN
+from odn_lightning.occlusion_metrics import landmark_occlusion_scores
 from odn_lightning.schemes import get_scheme
 
 from ..helpers.cli import run_cli

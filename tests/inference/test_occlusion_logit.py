@@ -14,23 +14,25 @@ import torch
 
 from odn_lightning.crop import face_box
 from odn_lightning.data.formats.w300 import read_pts
-from odn_lightning.inference.exporting import (
-    ExportableNetwork,
+from odn_lightning.inference.export_metadata import (
     ExportError,
     example_input,
-    export_model,
     has_occlusion_logit,
-    load_torchscript,
-    max_abs_difference,
     metadata_path,
     read_metadata,
+)
+from odn_lightning.inference.exporting import (
+    ExportableNetwork,
+    export_model,
+    load_torchscript,
+    max_abs_difference,
 )
 from odn_lightning.inference.model import TrainedModel, load_trained_model
 from odn_lightning.inference.outputs import UNCALIBRATED, occlusion_note
 from odn_lightning.inference.pipeline import LandmarkPredictor
 from odn_lightning.inference.runtimes import EagerRuntime, OnnxRuntime
-from odn_lightning.metrics import landmark_occlusion_scores
 from odn_lightning.models import ODN
+from odn_lightning.occlusion_metrics import landmark_occlusion_scores
 from odn_lightning.predict import predict
 from odn_lightning.schemes import get_scheme
 

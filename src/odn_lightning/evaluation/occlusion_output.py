@@ -14,13 +14,8 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from ..datatypes import Batch
-from ..metrics import (
-    FaceAUROC,
-    FaceOccluderAUROC,
-    OccluderAUROC,
-    first_of_each_index,
-    landmark_occlusion_scores,
-)
+from ..metrics import first_of_each_index
+from ..occlusion_metrics import FaceAUROC, FaceOccluderAUROC, OccluderAUROC, landmark_occlusion_scores
 from .calibration import OcclusionCalibration, calibrate, exact_scores, uncalibrated
 from .occlusion_scores import LandmarkOcclusionScores
 
@@ -175,7 +170,7 @@ class OcclusionOutput(nn.Module):
 def raw_scores(outputs: dict[str, Tensor], landmarks: Tensor) -> Tensor:
     """Each point's raw occlusion score (B, L) in [0, 1], higher: more likely occluded: the visibility
     head's sigmoid where the network has the head (`occlusion_logit`), else 1 - P read at the points
-    (`landmarks` (B, L, 2), crop frame; `metrics.landmark_occlusion_scores`)."""
+    (`landmarks` (B, L, 2), crop frame; `occlusion_metrics.landmark_occlusion_scores`)."""
     if "occlusion_logit" in outputs:
         return torch.sigmoid(outputs["occlusion_logit"].detach().float())
     return landmark_occlusion_scores(outputs["occlusion_map"], landmarks)

@@ -10,7 +10,7 @@ point of a split's faces with visibility flags:
   `average_precision_score` defines it;
 - and the AUROC (`BinnedAUROC`).
 
-The score is the raw 1 - P read at the ground-truth point (`metrics.landmark_occlusion_scores`),
+The score is the raw 1 - P read at the ground-truth point (`occlusion_metrics.landmark_occlusion_scores`),
 uncalibrated. Every number comes from `BinnedAUROC`'s per-face counts: scores rounded down to a grid of
 `thresholds` values (0, 0.005, ..., 1 by default), the grid values being the thresholds. So they are
 exact for the rounded scores, and a face seen twice (DDP padding) counts once.
@@ -24,7 +24,7 @@ from fractions import Fraction
 import torch
 from torch import Tensor
 
-from ..metrics import BinnedAUROC
+from ..occlusion_metrics import BinnedAUROC
 
 # The decision threshold until a calibration supplies one: raw 1 - P >= 0.5.
 DECISION_THRESHOLD = 0.5

@@ -65,7 +65,7 @@ class TrainedModel:
 
     def metadata(self) -> dict[str, Any]:
         """Plain values describing the crop, scheme and network, under the keys an exported model's
-        metadata uses for them (`exporting.export_metadata`), so predict reads either alike."""
+        metadata uses for them (`export_metadata.export_metadata`), so predict reads either alike."""
         return {
             "image_size": self.image_size,
             "crop": {"image_size": self.image_size, "margin": self.crop_margin, "box": self.crop_box},

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .exporting import (
+from .export_metadata import (
     LANDMARKS,
     OCCLUSION_LOGIT,
     OCCLUSION_MAP,

@@ -1,7 +1,7 @@
 """An exported model checked against the eager network it came from: both run on the same random
 crops, the exported one through its metadata as a consumer would run it (ONNX Runtime), or loaded
-(TorchScript). A module of its own: it needs both the exporters and the runtimes, which the runtimes'
-reading of exported models makes import `exporting`.
+(TorchScript). A module of its own: it needs both the exporters and the runtimes, and neither of them
+needs it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from .exporting import example_input, load_torchscript, max_abs_difference
+from .export_metadata import example_input
+from .exporting import load_torchscript, max_abs_difference
 from .model import TrainedModel
 from .runtimes import EagerRuntime, OnnxRuntime
 
