@@ -6,19 +6,21 @@ import pytest
 from matplotlib.collections import PathCollection
 from PIL import Image
 
-from odn_lightning.plots import (
+from odn_lightning.evaluation.occlusion_panels import (
     FIGURE6_COLOUR_BAR,
     FIGURE6_COLUMNS,
+    figure6_figure,
+    upsample_map,
+)
+from odn_lightning.plots import (
     ced_figure,
     ced_legend,
-    figure6_figure,
     plot_ced,
     prediction_figure,
     prediction_grid,
     prediction_tiles,
     render_rgb,
     save_png,
-    upsample_map,
 )
 
 H, W = 64, 48

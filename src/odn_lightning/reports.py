@@ -32,12 +32,12 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from .atomic import ENCODING, ERRORS, atomic_open, atomic_write_text
 from .crop import from_normalised
 from .datatypes import Batch, EvalStepOutput
-from .evaluation.occlusion_panels import occlusion_probability_picture
+from .evaluation.occlusion_panels import figure6_figure, occlusion_probability_picture
 from .evaluation.occlusion_scores import DECISION_THRESHOLD
 from .evaluation.occlusion_scores import LEGEND as OCCLUSION_DETECTION_LEGEND
 from .imagenet import denormalise_image
 from .metrics import describe_normalisation, normalisation_for, threshold_suffix
-from .plots import figure6_figure, plot_ced, prediction_figure, render_rgb, save_png
+from .plots import plot_ced, prediction_figure, render_rgb, save_png
 
 PREDICTIONS_FILE = "predictions.csv"
 REPORT_FILE = "report.md"
