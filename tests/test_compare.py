@@ -12,7 +12,7 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from odn_lightning import compare
+from odn_lightning import compare, recorded_runs
 from odn_lightning.reports import write_predictions
 from odn_lightning.table4 import collect, read_sweep
 
@@ -232,16 +232,16 @@ def test_folders_given_as_arguments_become_one_quoted_runs_override(tmp_path):
 
 def test_compare_config_holds_the_module_defaults(tmp_path):
     cfg = compose_config("compare", [], tmp_path)
-    assert tuple(cfg.replicate_keys) == compare.REPLICATE_KEYS
-    assert tuple(cfg.ignore_keys) == compare.IGNORE_KEYS
+    assert tuple(cfg.replicate_keys) == recorded_runs.REPLICATE_KEYS
+    assert tuple(cfg.ignore_keys) == recorded_runs.IGNORE_KEYS
     assert list(cfg.runs) == [] and cfg.threshold == 0.10
 
 
 def test_occlusion_columns_show_where_measured_as_mean_and_std():
-    def run(name: str, metrics: dict) -> compare.Run:
-        return compare.Run(Path(name), "train", {}, metrics={"test/full/nme": 0.07, **metrics})
+    def run(name: str, metrics: dict) -> recorded_runs.Run:
+        return recorded_runs.Run(Path(name), "train", {}, metrics={"test/full/nme": 0.07, **metrics})
 
-    supervised = compare.RunGroup(
+    supervised = recorded_runs.RunGroup(
         "model.objective.occlusion_weight=1",
         [
             run(
@@ -252,7 +252,7 @@ def test_occlusion_columns_show_where_measured_as_mean_and_std():
             ),
         ],
     )
-    brnet = compare.RunGroup("model=brnet", [run("c", {})])
+    brnet = recorded_runs.RunGroup("model=brnet", [run("c", {})])
     lines = compare.comparison_table([supervised, brnet], ["full"], 0.1).splitlines()
     assert lines[0].endswith("| full calibrated occlusion AUROC | full calibrated occlusion AP |")
     # Mean ± sample standard deviation over the seeds; "-" where a row has no map.

@@ -24,10 +24,11 @@ from omegaconf import DictConfig
 
 from . import compare
 from .atomic import atomic_write_text
-from .compare import Run, RunGroup, mean_std
+from .compare import mean_std
 from .config import CONFIG_DIR
 from .evaluation.occlusion_scores import DECISION_THRESHOLD
 from .metrics import threshold_suffix
+from .recorded_runs import Run, RunGroup, group_runs, newest_sweep, runs_in
 from .reports import PREDICTIONS_FILE, overlay_ced, read_predictions
 from .runs import run_reporting_user_errors
 
@@ -73,7 +74,7 @@ class SweepRun:
 
 def latest_sweep(log_dir: str | Path) -> Path:
     """The newest multirun of the training entry point under `log_dir`."""
-    newest = compare.newest_sweep(log_dir)
+    newest = newest_sweep(log_dir)
     if newest is None:
         raise FileNotFoundError(
             f"no sweep under {Path(log_dir, 'train', 'multiruns')}: run `make ablation DATA=synthetic` first, "
@@ -123,8 +124,8 @@ def read_sweep(sweep_dir: str | Path, variants: Sequence[str] | None = None) -> 
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"sweep_dir={sweep_dir} does not exist")
-    runs = compare.runs_in(sweep_dir)
-    groups = compare.group_runs(runs)
+    runs = runs_in(sweep_dir)
+    groups = group_runs(runs)
     found = {name: sweep_row(name, group) for name, group in zip(row_names(groups), groups, strict=True)}
     if variants is None:
         ablation = any(run.choices.get("experiment") == ABLATION_EXPERIMENT for run in runs)
