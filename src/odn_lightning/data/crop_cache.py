@@ -32,15 +32,15 @@ import math
 import os
 import secrets
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..atomic import atomic_write_text, shown
+from .build_lock import BuildLockError, build_lock
 from .records import FaceRecord, ImageDecodeError
 from .transforms import CropAugmentation, warp_crop
 
@@ -55,7 +55,7 @@ PATCH_PAD = 2
 LOCK_WAIT_S = 1800.0
 
 
-class CropCacheLockError(RuntimeError):
+class CropCacheLockError(BuildLockError):
     """A crop cache's lock file (where fcntl is missing) has stayed in place too long."""
 
 
@@ -172,45 +172,6 @@ class CachedCrops:
         arrays = self.arrays
         mask = arrays["masks"][index] if "masks" in arrays else None
         return arrays["patches"][index], np.array(arrays["matrices"][index]), mask
-
-
-@contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """An exclusive lock on `path` (kept in place) while the block runs: fcntl's where it exists,
-    else a file created with O_EXCL and removed at the end."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX
-        started = time.monotonic()
-        while True:
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-                break
-            except FileExistsError:
-                if time.monotonic() - started > LOCK_WAIT_S:
-                    raise CropCacheLockError(
-                        f"{shown(path)} has been in place for {LOCK_WAIT_S:.0f} s: another process is "
-                        "building this crop cache, or one was killed while it did; if none is running, "
-                        "delete that file and run again"
-                    ) from None
-                time.sleep(0.5)
-        os.close(fd)
-        try:
-            yield
-        finally:
-            with suppress(OSError):
-                os.unlink(path)
-        return
-    with open(path, "a") as file:
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info(f"waiting for another process building the crop cache {shown(path.with_suffix(''))}")
-            fcntl.flock(file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(file, fcntl.LOCK_UN)
 
 
 class CropCacheSpec:
@@ -364,7 +325,8 @@ def open_crop_cache(
         )
         return crops
     spec.folder.mkdir(parents=True, exist_ok=True)
-    with _lock(spec.folder / f"{spec.stem}.lock"):
+    what = f"the crop cache {shown(spec.folder / spec.stem)}"
+    with build_lock(spec.folder / f"{spec.stem}.lock", what, LOCK_WAIT_S, CropCacheLockError):
         crops = _try_open(spec, key)  # another process may have built it while this one waited
         if crops is not None:
             return crops
