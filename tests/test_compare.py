@@ -13,7 +13,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from odn_lightning import compare, recorded_runs
-from odn_lightning.reports import write_predictions
+from odn_lightning.report_files import write_predictions
 from odn_lightning.table4 import collect, read_sweep
 
 from .helpers.cli import run_cli

@@ -11,7 +11,7 @@ from odn_lightning.baselines.ert import ERT, ERTOptions
 from odn_lightning.data.datamodule import LandmarkDataModule
 from odn_lightning.data.dataset import LandmarkDataset
 from odn_lightning.metrics import per_sample_nme
-from odn_lightning.reports import read_predictions
+from odn_lightning.report_files import read_predictions
 from odn_lightning.schemes import get_scheme
 from odn_lightning.table4 import collect
 

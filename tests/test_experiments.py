@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from odn_lightning.reports import write_predictions
+from odn_lightning.report_files import write_predictions
 from odn_lightning.table4 import TABLE4_ROWS, collect, read_sweep
 
 from .helpers.cli import run_cli

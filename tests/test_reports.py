@@ -14,16 +14,9 @@ import pytest
 from odn_lightning import runs
 from odn_lightning.data.formats.w300 import occlusion_path, read_occlusion
 from odn_lightning.eval import evaluate
-from odn_lightning.reports import (
-    EvaluationReport,
-    network_fact,
-    network_name,
-    read_predictions,
-    report_table,
-    worst_first,
-    write_predictions,
-    write_report,
-)
+from odn_lightning.report_files import read_predictions, report_table, write_predictions, write_report
+from odn_lightning.report_pictures import network_fact, network_name, worst_first
+from odn_lightning.reports import EvaluationReport
 
 from .helpers.configs import compose_config
 from .helpers.occlusion import detection_scores_by_definition
@@ -311,7 +304,7 @@ def test_report_shows_the_landmark_occlusion_detection_numbers_with_their_legend
 
 def test_ced_curves_of_several_runs_overlay(tmp_path):
     from odn_lightning.plots import ced_legend
-    from odn_lightning.reports import overlay_ced
+    from odn_lightning.report_files import overlay_ced
 
     runs = {}
     for name, scale in (("good", 0.01), ("bad", 0.2)):

@@ -40,7 +40,7 @@ from .recorded_runs import (
     newest_sweep,
     parse_override,
 )
-from .reports import PREDICTIONS_FILE, read_predictions
+from .report_files import PREDICTIONS_FILE, read_predictions
 from .runs import run_reporting_user_errors
 
 COMPARISON_FILE = "compare.md"

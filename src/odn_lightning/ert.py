@@ -24,7 +24,8 @@ from .config_checks import check_config
 from .data.dataset import LandmarkDataset
 from .metrics import LandmarkNME, describe_normalisation, normalisation_for
 from .plots import plot_ced
-from .reports import PREDICTIONS_FILE, REPORT_FILE, counts_as_metrics, write_predictions, write_report
+from .report_files import PREDICTIONS_FILE, REPORT_FILE, write_predictions, write_report
+from .reports import counts_as_metrics
 from .schemes import SchemeSpec
 
 

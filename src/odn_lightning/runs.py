@@ -36,7 +36,7 @@ from .inference.export_metadata import ExportError
 from .inference.media import MediaError
 from .models import PretrainedWeightsUnavailable
 from .module import NonFiniteError
-from .reports import truncated_splits
+from .report_files import truncated_splits
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from .config import CONFIG_DIR
 from .evaluation.occlusion_scores import DECISION_THRESHOLD
 from .metrics import threshold_suffix
 from .recorded_runs import Run, RunGroup, group_runs, newest_sweep, runs_in
-from .reports import PREDICTIONS_FILE, overlay_ced, read_predictions
+from .report_files import PREDICTIONS_FILE, overlay_ced, read_predictions
 from .runs import run_reporting_user_errors
 
 # Table 4's rows, in the paper's order: the model choice (conf/model/<name>.yaml) -> the paper's label.

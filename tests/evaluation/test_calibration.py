@@ -19,7 +19,7 @@ from odn_lightning.evaluation.calibration import (
     uncalibrated,
 )
 from odn_lightning.evaluation.occlusion_output import OcclusionOutput
-from odn_lightning.reports import read_predictions
+from odn_lightning.report_files import read_predictions
 
 
 def flags(count: int = 400, occluded_share: float = 0.25, seed: int = 0) -> torch.Tensor:

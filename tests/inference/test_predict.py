@@ -20,7 +20,7 @@ from odn_lightning.inference.model import load_trained_model
 from odn_lightning.inference.pipeline import LandmarkPredictor
 from odn_lightning.inference.runtimes import EagerRuntime
 from odn_lightning.predict import predict
-from odn_lightning.reports import point_columns, probability_columns
+from odn_lightning.report_files import point_columns, probability_columns
 
 from ..helpers.cli import run_cli
 from ..helpers.configs import compose_config

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.formats.cofw68 import read_cofw68_annotations
-from ..reports import PREDICTIONS_FILE, read_predictions
+from ..report_files import PREDICTIONS_FILE, read_predictions
 from .calibration import DECISION_THRESHOLD
 from .cofw68_benchmark import write_results
 from .scored_run import cofw68_annotations_dir, is_cofw68
@@ -43,7 +43,7 @@ def benchmark_indices(targets: np.ndarray, truth: np.ndarray) -> np.ndarray:
 def write_cofw68_results(
     rows: Mapping[str, np.ndarray], annotations: Path, path: Path
 ) -> tuple[Path, int, int]:
-    """`path` in the benchmark's format from a split's rows of predictions.csv (`reports.read_predictions`);
+    """`path` in the benchmark's format from a split's rows of predictions.csv (`report_files.read_predictions`);
     returns it, the faces written and the benchmark's faces."""
     truth, _ = read_cofw68_annotations(annotations)
     indices = benchmark_indices(rows["target"], truth)

@@ -235,7 +235,7 @@ def occlusion_probability_figure(
 
 
 def occlusion_probability_picture(faces: Sequence[dict], title: str) -> np.ndarray:
-    """The panels of report faces (`reports.faces_of_batch` dicts carrying `occlusion_probability`)."""
+    """The panels of report faces (`report_pictures.batch_faces` dicts carrying `occlusion_probability`)."""
     figure = occlusion_probability_figure(
         np.stack([face["image"] for face in faces]),
         [face["target"] for face in faces],

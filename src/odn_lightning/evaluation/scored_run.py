@@ -17,7 +17,8 @@ from ..data.formats.cofw68 import read_cofw68_annotations
 from ..data.records import OCCLUDED_BY_OBJECT, FaceRecord
 from ..metrics import LandmarkNME
 from ..plots import plot_ced
-from ..reports import PREDICTIONS_FILE, REPORT_FILE, counts_as_metrics, write_predictions, write_report
+from ..report_files import PREDICTIONS_FILE, REPORT_FILE, write_predictions, write_report
+from ..reports import counts_as_metrics
 from . import cofw68_benchmark as benchmark
 from .calibration import DECISION_THRESHOLD
 from .occlusion_output import figures

@@ -24,7 +24,7 @@ import numpy as np
 from ..atomic import ENCODING, ERRORS, shown
 from ..crop import face_box
 from ..data.records import FaceRecord
-from ..reports import point_columns, read_predictions
+from ..report_files import point_columns, read_predictions
 from . import cofw68_benchmark as benchmark
 
 FORMATS = ("benchmark", "predictions_csv", "landmarks_csv")

@@ -35,7 +35,7 @@ from ..atomic import atomic_write_text
 from ..data.formats.w300 import IMAGE_SUFFIXES as PTS_IMAGE_SUFFIXES
 from ..data.formats.w300 import write_pts
 from ..plots import save_png
-from ..reports import point_columns, probability_columns
+from ..report_files import point_columns, probability_columns
 from .media import Frame, Skipped
 from .pipeline import FacePrediction, FrameResult
 
