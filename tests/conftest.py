@@ -12,7 +12,13 @@ from omegaconf import DictConfig
 from .helpers.configs import LIMITS, TINY, compose_config
 
 os.environ.setdefault("WANDB_MODE", "offline")
-torch.set_num_threads(2)
+# Under pytest-xdist each of the workers (one per core) gets one thread, as do the commands its tests
+# start: two workers of two threads on two cores run slower than one.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+else:
+    torch.set_num_threads(2)
 
 
 @pytest.fixture(scope="session")

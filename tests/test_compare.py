@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from odn_lightning.table4 import collect, read_sweep
 
 from .helpers.cli import run_cli
 from .helpers.configs import TINY, compose_config
+from .helpers.folders import passing_folder
 
 # One batch per stage: what the two-model sweep needs to leave metrics and predictions.
 SWEEP_TINY = [
@@ -87,9 +89,13 @@ def rows_of(table: str) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def two_model_sweep(tmp_path_factory, synthetic_root) -> Path:
+def two_model_sweep(tmp_path_factory, synthetic_root) -> Iterator[Path]:
     """`--multirun model=brnet,odn`, one batch per stage (about 15 s on 2 cores)."""
-    logs = tmp_path_factory.mktemp("two_models") / "logs"
+    with passing_folder(tmp_path_factory, "two_models") as folder:
+        yield sweep_in(folder / "logs", synthetic_root)
+
+
+def sweep_in(logs: Path, synthetic_root: Path) -> Path:
     result = run_cli(
         "odn_lightning.train",
         "--multirun",

@@ -18,6 +18,7 @@ from odn_lightning import runs
 from odn_lightning.train import train
 
 from .helpers.configs import LIMITS, TINY, compose_config
+from .helpers.folders import passing_folder
 
 # Values a dashboard must be able to filter and group by, each set away from its default.
 CHOSEN = {"model.net.use_gm": False, "model.optimizer.lr": 0.0123, "seed": 7}
@@ -47,7 +48,11 @@ def tensorboard_hparams(events_dir: Path) -> dict:
 def logged_run(tmp_path_factory, synthetic_root):
     """One tiny run with CSV, TensorBoard and offline W&B, fit and test: its directory, metrics and
     console output. Its train.log is written as Hydra's job logging writes it."""
-    tmp = tmp_path_factory.mktemp("loggers")
+    with passing_folder(tmp_path_factory, "loggers") as tmp:
+        yield run_in(tmp, synthetic_root)
+
+
+def run_in(tmp: Path, synthetic_root: Path) -> tuple[Path, dict, str]:
     run = tmp / "run"
     run.mkdir()
     overrides = [
@@ -218,3 +223,20 @@ def test_hyperparameters_are_plain_values_under_dotted_keys(tmp_path):
     assert json.loads(flat["tags"]) == ["a", "b"] and flat["paths.output_dir"] == str(tmp_path)
     # Hydra's own node and its groups' choices (hydra/launcher, ...) are not the run's settings.
     assert not any(key.startswith(("hydra", "choices.hydra")) for key in flat)
+
+
+def test_a_second_run_in_the_process_logs_lightning_into_its_own_file_only(tmp_path):
+    """A sweep's jobs (basic launcher) or a notebook run one after another in one process: each run's
+    Lightning messages go to that run's log file, not also to every earlier run's."""
+    root, lightning = logging.getLogger(), logging.getLogger("lightning.pytorch")
+    files = [logging.FileHandler(tmp_path / f"{job}.log", delay=True) for job in ("first", "second")]
+    try:
+        for handler in files:
+            root.addHandler(handler)
+            runs.log_to_run_file()
+            root.removeHandler(handler)  # as Hydra reconfigures logging for the next job
+        assert files[1] in lightning.handlers and files[0] not in lightning.handlers
+    finally:
+        for handler in files:
+            lightning.removeHandler(handler)
+            handler.close()

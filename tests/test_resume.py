@@ -5,6 +5,7 @@ state; SIGTERM saves and exits 143. Real subprocesses, killed by a callback at a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from odn_lightning.checkpoints import CheckpointError, resolve_ckpt_path
 
 from .helpers.cli import run_cli
 from .helpers.configs import TINY
+from .helpers.folders import passing_folder
 
 # 3 epochs of 5 steps: a kill at step 7 is in the middle of the second epoch.
 STEPS_PER_EPOCH, EPOCHS = 5, 3
@@ -53,11 +55,12 @@ def metrics_of(run_dir: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, synthetic_root) -> Path:
-    run_dir = tmp_path_factory.mktemp("uninterrupted") / "logs" / "train" / "runs" / "a"
-    result = train_cli(run_dir, synthetic_root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run_dir
+def uninterrupted(tmp_path_factory, synthetic_root) -> Iterator[Path]:
+    with passing_folder(tmp_path_factory, "uninterrupted") as folder:
+        run_dir = folder / "logs" / "train" / "runs" / "a"
+        result = train_cli(run_dir, synthetic_root)
+        assert result.returncode == 0, result.stderr[-3000:]
+        yield run_dir
 
 
 def test_last_ckpt_is_the_last_epoch_and_holds_only_plain_data(uninterrupted):

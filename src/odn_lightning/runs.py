@@ -136,16 +136,24 @@ def log_to_files(level: int, message: str) -> None:
             handler.handle(record)
 
 
+_RUN_FILES: list[logging.Handler] = []  # what `log_to_run_file` last gave Lightning's loggers
+
+
 def log_to_run_file() -> None:
     """Lightning's messages into the run's log file too (its logger does not propagate to the root
-    logger, where Hydra's `<task>.log` handler sits)."""
+    logger, where Hydra's `<task>.log` handler sits); an earlier run's file in this process (a sweep's
+    previous job, a notebook) is taken out of them."""
     files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
     for name in ("lightning.pytorch", "lightning.fabric"):
         logger = logging.getLogger(name)
         logger.setLevel(min(logger.level or logging.INFO, logging.INFO))
+        for handler in [h for h in logger.handlers if h in _RUN_FILES and h not in files]:  # earlier runs'
+            logger.removeHandler(handler)
         for handler in files:
             if handler not in logger.handlers:
                 logger.addHandler(handler)
+    _RUN_FILES.clear()
+    _RUN_FILES.extend(files)
 
 
 def log_metrics(metrics: Mapping[str, float | None]) -> None:
@@ -194,7 +202,8 @@ def scalar_metrics(metrics: Mapping) -> dict[str, float]:
 
 @rank_zero_only
 def print_config(cfg: DictConfig) -> None:
-    Console().print(Syntax(OmegaConf.to_yaml(cfg, resolve=True), "yaml", theme="ansi_dark"))
+    # soft_wrap: a long path stays one line, so the printed YAML can be copied back as YAML.
+    Console(soft_wrap=True).print(Syntax(OmegaConf.to_yaml(cfg, resolve=True), "yaml", theme="ansi_dark"))
 
 
 def config_files(cfg: DictConfig) -> list[str]:

@@ -36,6 +36,7 @@ from odn_lightning.schemes import get_scheme
 
 from ..helpers.cli import run_cli
 from ..helpers.configs import compose_config
+from ..helpers.folders import passing_folder
 
 SIZE = 64
 TOLERANCE = 1e-4
@@ -70,13 +71,13 @@ def trained_model(kind: str, checkpoint: Path) -> TrainedModel:
 @pytest.fixture(scope="module", params=sorted(NETWORKS))
 def exported(request, tmp_path_factory):
     """(model, onnx path, torchscript path) for BRNet and for ODN with all three modules."""
-    folder = tmp_path_factory.mktemp(f"export_{request.param}")
-    model = trained_model(request.param, folder / "last.ckpt")
-    # One folder each, as two export runs would have.
-    onnx_path, onnx_meta = export_model(model, folder / "onnx", "onnx")
-    script_path, script_meta = export_model(model, folder / "torchscript", "torchscript")
-    assert onnx_meta == metadata_path(onnx_path) and script_meta == metadata_path(script_path)
-    return model, onnx_path, script_path
+    with passing_folder(tmp_path_factory, f"export_{request.param}") as folder:
+        model = trained_model(request.param, folder / "last.ckpt")
+        # One folder each, as two export runs would have.
+        onnx_path, onnx_meta = export_model(model, folder / "onnx", "onnx")
+        script_path, script_meta = export_model(model, folder / "torchscript", "torchscript")
+        assert onnx_meta == metadata_path(onnx_path) and script_meta == metadata_path(script_path)
+        yield model, onnx_path, script_path
 
 
 def crops(batch: int, seed: int = 1) -> np.ndarray:
