@@ -54,3 +54,10 @@ def trained_run(tmp_path_factory, synthetic_root) -> Path:
     overrides = [*TINY, *LIMITS, f"data.root={synthetic_root}", f"paths.log_dir={tmp / 'logs'}"]
     train(compose_config("train", overrides, tmp / "run"))
     return tmp / "run"
+
+
+def pytest_collection_modifyitems(items):
+    """The slow tests (a training process, several seconds each) first, in their order, then the rest:
+    the workers of `make test -n auto` then finish together on short tests rather than one waiting on
+    another's last long one."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -80,7 +80,7 @@ def test_trainer_options_set_their_accelerator(option, tmp_path):
     if option == "ddp_cpu":
         assert trainer.devices == 2
         # Not the bare `ddp_spawn`: its gloo workers would exit with their process group alive (SIGABRT).
-        assert trainer.strategy._target_ == "odn_lightning.strategies.SpawnDDPStrategy"
+        assert trainer.strategy._target_ == "odn_lightning.training.strategies.SpawnDDPStrategy"
 
 
 @pytest.mark.parametrize("option", options("logger"))
@@ -133,8 +133,8 @@ def run_config_as_checkpointed(overrides: list[str], tmp_path) -> dict:
 def test_eval_on_other_data_takes_its_normalisation_unless_training_forced_one(
     train_overrides, expected, tmp_path
 ):
-    from odn_lightning.callbacks import RUN_CONFIG_KEY
     from odn_lightning.eval import eval_config
+    from odn_lightning.training.callbacks import RUN_CONFIG_KEY
 
     run = run_config_as_checkpointed(["data=w300", "data.image_size=96", *train_overrides], tmp_path)
     overrides = ["ckpt_path=x.ckpt", "data=w300", "data.nme_normalisation=inter_pupil"]

@@ -43,8 +43,8 @@ def test_every_shipped_option_passes(group, option, tmp_path):
 
 
 def test_eval_defaults_pass_before_and_after_the_checkpoint_fills_them(tmp_path):
-    from odn_lightning.callbacks import RUN_CONFIG_KEY
     from odn_lightning.eval import eval_config
+    from odn_lightning.training.callbacks import RUN_CONFIG_KEY
 
     cfg = compose_config("eval", ["ckpt_path=x"], tmp_path / "eval")
     check_config(cfg)  # no model yet, data.scheme and data.root null: from the checkpoint

@@ -21,11 +21,11 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from .config import inline_declared_scheme
 from .data.dataset import CROP_BOXES, ON_BAD_SAMPLE
-from .losses import COORDINATE_UNITS, WEIGHT_PENALTIES
-from .metrics import DEFAULT_SPLIT, NORMALISATIONS
+from .evaluation.metrics import DEFAULT_SPLIT, NORMALISATIONS
 from .models.low_rank import READOUTS
-from .module import ON_NON_FINITE
 from .schemes import SCHEME_KEYS, SchemeError, get_scheme, scheme_names
+from .training.module import ON_NON_FINITE
+from .training.objective import COORDINATE_UNITS, WEIGHT_PENALTIES
 
 # eval's `data` before the checkpoint fills it (conf/data/_from_checkpoint.yaml): scheme and root
 # are still null there, and come from the checkpoint.

@@ -27,162 +27,17 @@ refused unless `overwrite=true` (then replaced whole, once the new one is comple
 
 from __future__ import annotations
 
-import os
-import secrets
-import shutil
-from collections.abc import Sequence
-from contextlib import suppress
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import hydra
-import yaml
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from PIL import Image
 
-from .atomic import OutputWriteError, atomic_write_text, shown
 from .config import CONFIG_DIR
 from .config_checks import ConfigError, check_config
-from .data.datamodule import LandmarkDataModule, source_paths
-from .data.formats.landmarks_csv import write_landmarks_csv
-from .data.formats.w300 import IMAGE_SUFFIXES, mask_path_for, occlusion_path, write_occlusion, write_pts
-from .data.records import FaceRecord
+from .data.conversion import FORMATS, IMAGE_MODES, write_dataset
+from .data.datamodule import LandmarkDataModule
 from .runs import run_reporting_user_errors
-from .schemes import SCHEMES, scheme_declaration
-
-FORMATS = ("pts", "csv")
-IMAGE_MODES = ("link", "copy")
-SCHEME_FILE = "scheme.yaml"
-CSV_IMAGES = "images"
-
-
-def _write_error(path: Path, err: OSError) -> OutputWriteError:
-    reason = os.strerror(err.errno) if err.errno is not None else str(err)
-    return OutputWriteError(
-        f"cannot write {shown(path)}: {reason}; check that folder or choose another out=", path, err
-    )
-
-
-@dataclass
-class ImagePlacer:
-    """Puts source files into the output: hard links (else copies) or copies, counted for the report."""
-
-    mode: str
-    counts: dict[str, int] = field(default_factory=lambda: {"linked": 0, "copied": 0, "re-encoded": 0})
-
-    def place(self, source: Path, target: Path, counted: bool = True) -> None:
-        """`source` at `target`; `counted`: an image of the report (an occluder mask is not)."""
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise _write_error(target, err) from err
-        if self.mode == "link":
-            try:
-                os.link(source, target)
-                self.counts["linked"] += counted
-                return
-            except OSError:
-                pass  # another file system, or one without hard links: copy instead
-        try:
-            shutil.copyfile(source, target)
-        except OSError as err:
-            raise _write_error(target, err) from err
-        self.counts["copied"] += counted
-
-    def reencode(self, source: Path, target: Path) -> None:
-        """A lossless PNG of an image the 300W layout's reader would not list."""
-        try:
-            with Image.open(source) as image:
-                converted = image if image.mode in ("L", "RGB", "RGBA") else image.convert("RGB")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                converted.save(target, format="PNG")
-        except OSError as err:
-            raise _write_error(target, err) from err
-        self.counts["re-encoded"] += 1
-
-    def summary(self) -> str:
-        done = [f"{n} {how}" for how, n in self.counts.items() if n]
-        return ", ".join(done) or "none"
-
-
-def unique_name(name: str, taken: set[str], suffix: str = "") -> str:
-    """`name + suffix`, or `name_2 + suffix`, `name_3 + suffix`, ... where `name` is taken (compared
-    case-insensitively, as macOS and Windows file systems do)."""
-    candidate, k = name, 1
-    while candidate.lower() in taken:
-        k += 1
-        candidate = f"{name}_{k}"
-    taken.add(candidate.lower())
-    return candidate + suffix
-
-
-def write_pts_split(folder: Path, records: Sequence[FaceRecord], placer: ImagePlacer) -> str:
-    """One split in the 300W layout; returns what was written."""
-    before = dict(placer.counts)
-    taken: set[str] = set()
-    flags = masks = boxes = 0
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise _write_error(folder, err) from err
-    for record in records:
-        source = record.image_path
-        listed = source.suffix.lower() in IMAGE_SUFFIXES
-        # Unique by stem: the .pts, .occ and mask of a face are named after its image's stem.
-        image = folder / unique_name(source.stem, taken, source.suffix if listed else ".png")
-        if listed:
-            placer.place(source, image)
-        else:
-            placer.reencode(source, image)
-        try:
-            write_pts(image.with_suffix(".pts"), record.landmarks)
-            if record.occlusion is not None:
-                write_occlusion(occlusion_path(image), record.occlusion)
-                flags += 1
-        except OSError as err:
-            raise _write_error(image.with_suffix(".pts"), err) from err
-        if record.mask_path is not None:
-            placer.place(record.mask_path, mask_path_for(image), counted=False)
-            masks += 1
-        boxes += record.box is not None
-    images = {how: placer.counts[how] - before[how] for how in placer.counts}
-    images = ", ".join(f"{n} {how}" for how, n in images.items() if n) or "none"
-    parts = [f"images: {images}", f"{len(records)} .pts"]
-    parts += [f"{flags} .occ"] if flags else []
-    parts += [f"{masks} masks"] if masks else []
-    parts += [f"{boxes} face boxes not kept (format=csv keeps them)"] if boxes else []
-    return "; ".join(parts)
-
-
-def write_csv_split(
-    csv_path: Path, records: Sequence[FaceRecord], placer: ImagePlacer, placed: dict[Path, str], root: Path
-) -> str:
-    """One split as a plain CSV, its images under `images/` (each once, shared by every split)."""
-    image_dir = csv_path.parent / CSV_IMAGES
-    taken = {os.path.splitext(name)[0].lower() for name in placed.values()}
-    names = []
-    masks = 0
-    for record in records:
-        source = record.image_path
-        if source not in placed:
-            try:
-                # The path under data.root keeps the dataset's own folders (and so its names unique).
-                name = source.resolve().relative_to(root).as_posix()
-            except ValueError:
-                name = source.name
-            stem, suffix = os.path.splitext(name)
-            name = unique_name(stem, taken, suffix)
-            placer.place(source, image_dir / name)
-            placed[source] = name
-        names.append(placed[source])
-        masks += record.mask_path is not None
-    header = write_landmarks_csv(csv_path, records, names)
-    points = sum(1 for column in header if column.startswith("x"))
-    extras = [kind for kind, column in (("visible", "visible0"), ("box", "box_x_min")) if column in header]
-    parts = [f"{points} points" + (f" with {' and '.join(extras)} columns" if extras else "")]
-    parts += [f"{masks} occluder masks not kept (format=pts keeps them)"] if masks else []
-    return "; ".join(parts)
 
 
 def _check_options(cfg: DictConfig) -> None:
@@ -206,49 +61,6 @@ def _check_options(cfg: DictConfig) -> None:
         )
 
 
-def _check_out(out: Path, datamodule: LandmarkDataModule, splits: Sequence[str], overwrite: bool) -> None:
-    """`out` may not hold the files it is converted from, nor replace a folder unasked."""
-    out = out.resolve()
-    read = [datamodule.root.resolve()]
-    read += [
-        (datamodule.root / path).resolve()
-        for split in splits
-        for source in datamodule.hparams.splits[split]
-        for path in source_paths(source)
-    ]
-    for path in read:
-        if out == path or out in path.parents:
-            raise ConfigError(
-                f"out={out} holds {path}, which data={datamodule.hparams.name} is read from; choose a folder "
-                "outside it"
-            )
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"out={out} is a file; give a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(
-            f"out={out} exists and is not empty; choose a new folder, or replace it with overwrite=true"
-        )
-
-
-def _move_into_place(temporary: Path, out: Path) -> None:
-    """Rename the complete output onto `out`; an existing `out` is set aside first and removed after."""
-    old = None
-    try:
-        if out.is_dir() and any(out.iterdir()):
-            old = out.with_name(f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.old")
-            os.replace(out, old)
-        elif out.is_dir():
-            out.rmdir()
-        os.replace(temporary, out)
-    except OSError as err:
-        if old is not None and not out.exists():
-            with suppress(OSError):
-                os.replace(old, out)  # the previous output stays where it was
-        raise _write_error(out, err) from err
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def convert(cfg: DictConfig) -> dict[str, int]:
     """Write the dataset's splits to `out` (see the module's docstring); returns the faces per split."""
     check_config(cfg)
@@ -257,52 +69,10 @@ def convert(cfg: DictConfig) -> dict[str, int]:
     datamodule.prepare_data()
     splits = list(cfg.splits) if cfg.splits is not None else list(cfg.data.splits)
     out = Path(str(cfg.out)).expanduser().absolute()
-    _check_out(out, datamodule, splits, cfg.overwrite)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise _write_error(out, err) from err
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    placer = ImagePlacer(cfg.images)
-    root = datamodule.root.resolve()
-    placed: dict[Path, str] = {}
-    scheme = datamodule.scheme
-    builtin = SCHEMES.get(scheme.name) == scheme
-    counts, lines = {}, []
-    try:
-        for split in splits:
-            records = datamodule.checked_records(split)
-            counts[split] = len(records)
-            if cfg.format == "pts":
-                what = write_pts_split(temporary / split, records, placer)
-                lines.append(f"{split}: {len(records)} faces -> {shown(out / split)} ({what})")
-            else:
-                what = write_csv_split(temporary / f"{split}.csv", records, placer, placed, root)
-                lines.append(f"{split}: {len(records)} faces -> {shown(out / f'{split}.csv')} ({what})")
-        if not builtin:
-            text = yaml.safe_dump(scheme_declaration(scheme), sort_keys=False, default_flow_style=None)
-            atomic_write_text(temporary / SCHEME_FILE, text)
-        _move_into_place(temporary, out)
-    finally:
-        if temporary.exists():
-            shutil.rmtree(temporary, ignore_errors=True)
+    counts, lines, read_back = write_dataset(datamodule, splits, out, cfg.format, cfg.images, cfg.overwrite)
     for line in lines:
         print(line)
-    if cfg.format == "csv":
-        print(f"images: {placer.summary()} under {shown(out / CSV_IMAGES)}")
-    scheme_setting = scheme.name if builtin else shown(out / SCHEME_FILE)
-    if cfg.format == "pts":
-        sources = "{" + ", ".join(f"{split}: [{split}]" for split in splits) + "}"
-    else:
-        sources = (
-            "{"
-            + ", ".join(
-                f"{split}: [{{reader: landmarks_csv, csv_file: {split}.csv, image_root: {CSV_IMAGES}}}]"
-                for split in splits
-            )
-            + "}"
-        )
-    print(f"read it back with data.root={shown(out)}, data.scheme={scheme_setting} and data.splits={sources}")
+    print(read_back)
     return counts
 
 

@@ -22,10 +22,10 @@ from .baselines.ert import ERT
 from .config import CONFIG_DIR
 from .config_checks import check_config
 from .data.dataset import LandmarkDataset
-from .metrics import LandmarkNME, describe_normalisation, normalisation_for
-from .plots import plot_ced
-from .report_files import PREDICTIONS_FILE, REPORT_FILE, write_predictions, write_report
-from .reports import counts_as_metrics
+from .evaluation.metrics import LandmarkNME, describe_normalisation, normalisation_for
+from .evaluation.plots import plot_ced
+from .evaluation.report_files import PREDICTIONS_FILE, REPORT_FILE, write_predictions, write_report
+from .evaluation.reports import counts_as_metrics
 from .schemes import SchemeSpec
 
 

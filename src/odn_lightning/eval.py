@@ -1,7 +1,7 @@
 """Evaluation entry point: `python -m odn_lightning.eval ckpt_path=PATH` (or `odn-eval`).
 
 The checkpoint is read weights-only and its model rebuilt from the suite's registry
-(`odn_lightning.registry`), never from a `_target_` stored in it. Without `data=`, the data config
+(`odn_lightning.training.registry`), never from a `_target_` stored in it. Without `data=`, the data config
 stored in the checkpoint is used, with any `data.KEY=VALUE` of the command line, and the test-batch
 limit of the run that wrote it: the run's own test numbers are reproduced. With `data=NAME` any
 dataset with the same landmark scheme is evaluated, at the crop size the model was trained with unless
@@ -21,15 +21,16 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from . import runs
-from .callbacks import RUN_CONFIG_KEY, HyperparametersToLoggers
-from .checkpoints import CheckpointError, load_checkpoint
 from .config import CONFIG_DIR, overridden
 from .config_checks import check_config
 from .evaluation.benchmark_export import write_benchmark_files
 from .evaluation.recalibration import RECALIBRATED_FILE, recalibrate, write_recalibrated
-from .registry import build_datamodule, build_trained_model
-from .reports import EvaluationReport
+from .evaluation.reports import EvaluationReport
 from .schemes import get_scheme
+from .training import run_identity
+from .training.callbacks import RUN_CONFIG_KEY, HyperparametersToLoggers
+from .training.checkpoints import CheckpointError, load_checkpoint
+from .training.registry import build_datamodule, build_trained_model
 
 STORED_DATA = "from_checkpoint"
 
@@ -84,7 +85,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
     checkpoint = load_checkpoint(cfg.ckpt_path)
     cfg = eval_config(cfg, checkpoint, overrides or [])
     check_config(cfg)
-    runs.name_group_and_tag(cfg)
+    run_identity.name_group_and_tag(cfg)
     runs.apply_extras(cfg)
     L.seed_everything(cfg.seed, workers=True)
     where = f"ckpt_path={cfg.ckpt_path}"
@@ -95,7 +96,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
     datamodule = build_datamodule(OmegaConf.to_container(cfg.data, resolve=True), where)
     callbacks = runs.instantiate_each(cfg.get("callbacks"))
     test_nmes = [f"test/{split}/nme" for split in OmegaConf.select(cfg, "data.test_splits") or []]
-    callbacks.append(HyperparametersToLoggers(runs.flat_hyperparameters(cfg), test_nmes))
+    callbacks.append(HyperparametersToLoggers(run_identity.flat_hyperparameters(cfg), test_nmes))
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=runs.instantiate_each(cfg.get("logger"))
     )

@@ -16,9 +16,9 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from . import runs
-from .checkpoints import CheckpointError
 from .config import CONFIG_DIR
 from .config_checks import ConfigError
+from .training.checkpoints import CheckpointError
 
 
 def _checked(cfg: DictConfig) -> tuple[str, int, float]:

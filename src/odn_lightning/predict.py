@@ -19,73 +19,18 @@ from typing import Any
 
 import hydra
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
 from . import runs
-from .checkpoints import CheckpointError
 from .config import CONFIG_DIR
-from .inference.detectors import FaceDetector
 from .inference.export_metadata import occlusion_calibration
-from .inference.exporting import export_model
-from .inference.media import Skipped, open_media
-from .inference.model import load_trained_model
+from .inference.from_config import build_detector, check_scheme, load_runtime
+from .inference.media import open_media
 from .inference.outputs import UNCALIBRATED_LINE, PredictionOutputs, occlusion_note
 from .inference.pipeline import LandmarkPredictor, no_face_reason
-from .inference.runtimes import EagerRuntime, OnnxRuntime, Runtime
-from .schemes import get_scheme, scheme_from_declaration
+from .schemes import scheme_from_declaration
 
-log = logging.getLogger(__name__)
-RUNTIMES = ("eager", "onnx")
-SKIPPED_SHOWN = 10
-
-
-def load_runtime(cfg: DictConfig) -> tuple[Runtime, dict[str, Any]]:
-    """The network to run and the metadata of its crop and scheme (`inference.model.TrainedModel.metadata`
-    or the exported model's metadata file)."""
-    if cfg.runtime not in RUNTIMES:
-        raise runs.RunError(f"runtime={cfg.runtime}; choose one of {', '.join(RUNTIMES)}")
-    if cfg.onnx_path:
-        if cfg.ckpt_path:
-            raise runs.RunError("give ckpt_path= or onnx_path=, not both")
-        runtime = OnnxRuntime(cfg.onnx_path, threads=cfg.threads)
-        return runtime, runtime.metadata  # read and checked against the model by OnnxRuntime
-    if not cfg.ckpt_path:
-        raise CheckpointError(
-            "no model given: pass ckpt_path=PATH/TO/run/checkpoints/last.ckpt (or onnx_path=MODEL.onnx)"
-        )
-    model = load_trained_model(cfg.ckpt_path)
-    if cfg.runtime == "onnx":
-        # Exported into this run's directory first: the run keeps the model it used.
-        path, _ = export_model(model, Path(cfg.paths.output_dir), "onnx")
-        runtime = OnnxRuntime(path, threads=cfg.threads)
-        return runtime, runtime.metadata
-    return EagerRuntime(
-        model.net, model.image_size, device=str(runs.torch_device(cfg.device))
-    ), model.metadata()
-
-
-def check_scheme(expected: Any, metadata: dict[str, Any], where: str) -> None:
-    """`expect_scheme=NAME` asks for a model of that landmark scheme: another is refused in one line."""
-    if expected in (None, ""):
-        return
-    wanted = get_scheme(expected)
-    stored = scheme_from_declaration(metadata["scheme"])
-    if (wanted.name, wanted.num_landmarks) != (stored.name, stored.num_landmarks):
-        raise CheckpointError(
-            f"{where} predicts the {stored.num_landmarks}-point scheme {stored.name}, but expect_scheme={wanted.name} "
-            f"({wanted.num_landmarks} points) was asked for; use a checkpoint trained on {wanted.name}"
-        )
-
-
-def build_detector(cfg: DictConfig, metadata: dict[str, Any], input_root: Path | None) -> FaceDetector:
-    node = OmegaConf.to_container(cfg.detector, resolve=True)
-    if "crop_margin" in node and node["crop_margin"] is None:
-        node["crop_margin"] = metadata["crop"]["margin"]  # detector=none: the crop is the whole image
-    if "root" in node and node["root"] is None:
-        node["root"] = input_root  # detector=boxes: image names may be relative to the input folder
-    return instantiate(node)
+SKIPPED_SHOWN = 10  # skipped inputs listed on the console (all of them are in skipped.csv)
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
@@ -93,7 +38,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         raise runs.RunError("no input given: pass input=IMAGE, FOLDER, VIDEO or a camera index (input=0)")
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
-    runtime, metadata = load_runtime(cfg)
+    runtime, metadata = load_runtime(cfg, runs.torch_device(cfg.device))
     where = f"ckpt_path={cfg.ckpt_path}" if cfg.ckpt_path else f"onnx_path={cfg.onnx_path}"
     check_scheme(cfg.expect_scheme, metadata, where)
     media = open_media(cfg.input, max_frames=cfg.max_frames, frame_step=cfg.frame_step)
@@ -137,25 +82,9 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         video_fps=(media.fps or 25.0) if media.kind in ("video", "camera") else None,
     )
     started = time.perf_counter()
-    interrupted = False
-    progress = tqdm(
-        total=len(media) or None,
-        unit=media.kind if media.kind != "folder" else "image",
-        disable=not cfg.progress,
-        dynamic_ncols=True,
+    written, interrupted = outputs.write_all(
+        predictor.predict_frames(media), len(media) or None, media.kind, show_progress=bool(cfg.progress)
     )
-    try:
-        for item in predictor.predict_frames(media):
-            if isinstance(item, Skipped):
-                outputs.skip(item)
-            else:
-                outputs.add(item)
-            progress.update(1)
-    except KeyboardInterrupt:
-        interrupted = True  # a camera stops with Ctrl-C; what was found is still written
-    finally:
-        progress.close()
-        written = outputs.write()
     seconds = time.perf_counter() - started
     summary = {
         "faces": len(outputs.faces),
@@ -164,17 +93,14 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         "seconds": round(seconds, 2),
         **predictor.timings(),
     }
+    files = {name: str(path) for name, path in written.items()}
+    model = {
+        "checkpoint": str(cfg.ckpt_path or cfg.onnx_path),
+        "detector": detector.name,
+        "runtime": runtime.name,
+    }
     runs.write_run_record(
-        output_dir,
-        {
-            "run_dir": str(output_dir),
-            "input": str(cfg.input),
-            "checkpoint": str(cfg.ckpt_path or cfg.onnx_path),
-            "detector": detector.name,
-            "runtime": runtime.name,
-            **summary,
-            "files": {name: str(path) for name, path in written.items()},
-        },
+        output_dir, {"run_dir": str(output_dir), "input": str(cfg.input), **model, **summary, "files": files}
     )
     _print_summary(outputs, summary, written, interrupted)
     if not outputs.faces:

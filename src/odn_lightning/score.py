@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import runs
 from .config import CONFIG_DIR
 from .config_checks import ConfigError, check_config
+from .evaluation.metrics import describe_normalisation, normalisation_for
 from .evaluation.scored_run import (
     cofw68_annotations_dir,
     cofw68_records,
@@ -26,7 +27,6 @@ from .evaluation.scored_run import (
     write_outputs,
 )
 from .evaluation.scoring import FORMATS, PredictionsError, detect_format, read_split_predictions
-from .metrics import describe_normalisation, normalisation_for
 
 
 def run_score(cfg: DictConfig) -> dict[str, float | None]:

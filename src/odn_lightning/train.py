@@ -8,43 +8,25 @@ uninterrupted run would have had them. SIGTERM (a preempted job) saves `last.ckp
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import hydra
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from . import runs
-from .callbacks import RUN_CONFIG_KEY, HyperparametersToLoggers, NetworkSummary, RunConfigInCheckpoint
-from .checkpoints import CheckpointError, differences, load_checkpoint, resolve_ckpt_path, run_directory
 from .config import CONFIG_DIR
 from .config_checks import check_config
+from .training import run_identity
+from .training.callbacks import (
+    HyperparametersToLoggers,
+    NetworkSummary,
+    RunConfigInCheckpoint,
+)
+from .training.resume import resume_checkpoint
 
 log = logging.getLogger(__name__)
-# What a resumed run must share with the run that wrote the checkpoint.
-RESUME_MUST_MATCH = [
-    "model._target_",
-    "model.net",
-    "model.objective",
-    "model.optimizer._target_",  # another optimiser's state does not load (a new lr may)
-    "data.name",
-    "data.scheme",
-    "data.image_size",
-]
-
-# What sets the number of optimiser steps: a schedule planned over the whole run (one-cycle's
-# total_steps) cannot continue past the end it was planned for, nor be stretched, once under way.
-STEP_SETTINGS = [
-    "trainer.max_epochs",
-    "trainer.max_steps",
-    "trainer.limit_train_batches",
-    "trainer.accumulate_grad_batches",
-    "trainer.devices",
-    "trainer.num_nodes",
-    "data.batch_size",
-]
 
 
 class Preempted(runs.RunError):
@@ -53,46 +35,12 @@ class Preempted(runs.RunError):
     exit_code = 143
 
 
-def resume_checkpoint(cfg: DictConfig) -> Path | None:
-    """The checkpoint `ckpt_path` names, checked against this run's config; the run continues in the
-    checkpoint's run directory (so its best checkpoint stays tracked)."""
-    path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir, cfg.paths.log_dir)
-    if path is None:
-        return None
-    checkpoint = load_checkpoint(path)
-    stored = checkpoint.get(RUN_CONFIG_KEY)
-    if not isinstance(stored, dict):
-        raise CheckpointError(
-            f"ckpt_path={path} holds no run config; pass a checkpoint of an odn-lightning run"
-        )
-    changed = differences(stored, OmegaConf.to_container(cfg, resolve=True), RESUME_MUST_MATCH)
-    if changed:
-        raise CheckpointError(
-            f"ckpt_path={path} belongs to another setup ({'; '.join(changed[:4])}); resume it with the "
-            "command that started it, or start a new run without ckpt_path"
-        )
-    planned = [scheduler.get("total_steps") for scheduler in checkpoint.get("lr_schedulers") or []]
-    changed = differences(stored, OmegaConf.to_container(cfg, resolve=True), STEP_SETTINGS)
-    if any(planned) and changed:
-        raise CheckpointError(
-            f"ckpt_path={path}: its schedule was planned for {planned[0]} optimiser steps, and this run "
-            f"changes the step count ({'; '.join(changed[:3])}); resume with the settings it was "
-            "started with, or start a new run (without ckpt_path) with the new ones"
-        )
-    run_dir = run_directory(path)
-    if run_dir is not None and run_dir.resolve() != Path(cfg.paths.output_dir).resolve():
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(run_dir)
-    log.info(f"resuming {path} (epoch {checkpoint.get('epoch')}, step {checkpoint.get('global_step')})")
-    return path
-
-
 def train(cfg: DictConfig) -> dict[str, float | None]:
     """Fit, then test the best checkpoint; returns the flat metrics also written to metrics.json."""
     check_config(cfg)
     runs.log_to_run_file()
     ckpt_path = resume_checkpoint(cfg)
-    runs.name_group_and_tag(cfg)
+    run_identity.name_group_and_tag(cfg)
     runs.apply_extras(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
@@ -100,7 +48,9 @@ def train(cfg: DictConfig) -> dict[str, float | None]:
     callbacks = runs.instantiate_each(cfg.get("callbacks"))
     callbacks.append(RunConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)))
     test_nmes = [f"test/{split}/nme" for split in OmegaConf.select(cfg, "data.test_splits") or []]
-    callbacks.append(HyperparametersToLoggers(runs.flat_hyperparameters(cfg), ["val/nme", *test_nmes]))
+    callbacks.append(
+        HyperparametersToLoggers(run_identity.flat_hyperparameters(cfg), ["val/nme", *test_nmes])
+    )
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=runs.instantiate_each(cfg.get("logger"))
     )

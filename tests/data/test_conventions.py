@@ -20,7 +20,7 @@ from odn_lightning.config_checks import ConfigError, check_config
 from odn_lightning.data.conventions import CONVENTIONS, SCHEMES, conventions_markdown
 from odn_lightning.data.datamodule import DataValidationError
 from odn_lightning.data_check import check
-from odn_lightning.metrics import normalisation_for, normalising_distance
+from odn_lightning.evaluation.metrics import normalisation_for, normalising_distance
 
 from ..helpers.configs import compose_config
 from ..helpers.formats import hrnet_csv, write_300w, write_image, write_pts

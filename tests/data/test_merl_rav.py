@@ -10,8 +10,8 @@ import torch
 from odn_lightning.data.formats.merl_rav import read_merl_rav
 from odn_lightning.data.records import OCCLUDED_BY_OBJECT, SELF_OCCLUDED, AnnotationError, label_counts
 from odn_lightning.data_check import check
-from odn_lightning.losses import coordinate_l2, visibility_supervision
-from odn_lightning.metrics import LandmarkNME
+from odn_lightning.evaluation.metrics import LandmarkNME
+from odn_lightning.training.objective import coordinate_l2, visibility_supervision
 
 from ..helpers.configs import compose_config
 from ..helpers.formats import face_points, write_image

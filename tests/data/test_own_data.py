@@ -18,8 +18,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from odn_lightning import config as config_module
 from odn_lightning.atomic import OutputWriteError
-from odn_lightning.callbacks import RUN_CONFIG_KEY
-from odn_lightning.checkpoints import load_checkpoint
 from odn_lightning.config import REPOSITORY, project_root
 from odn_lightning.config_checks import ConfigError, check_config
 from odn_lightning.convert import convert
@@ -27,7 +25,7 @@ from odn_lightning.data.formats import READERS
 from odn_lightning.data.formats.landmarks_csv import read_landmarks_csv, write_landmarks_csv
 from odn_lightning.data.formats.w300 import read_pts_folder
 from odn_lightning.data.records import OCCLUDED_BY_OBJECT, AnnotationError, FaceRecord
-from odn_lightning.metrics import LandmarkNME
+from odn_lightning.evaluation.metrics import LandmarkNME
 from odn_lightning.schemes import (
     SCHEMES,
     SchemeError,
@@ -36,6 +34,8 @@ from odn_lightning.schemes import (
     scheme_from_declaration,
 )
 from odn_lightning.train import train
+from odn_lightning.training.callbacks import RUN_CONFIG_KEY
+from odn_lightning.training.checkpoints import load_checkpoint
 
 from ..helpers.cli import run_cli
 from ..helpers.configs import LIMITS, TINY, TINY_SYNTHETIC, compose_config
@@ -386,7 +386,7 @@ def test_a_declared_scheme_and_face_boxes_survive_conversion(tmp_path, synthetic
 
 
 def test_conversion_is_whole_or_nothing(tmp_path, synthetic_root, monkeypatch):
-    from odn_lightning import convert as convert_module
+    from odn_lightning.data import conversion as convert_module
 
     calls = []
 

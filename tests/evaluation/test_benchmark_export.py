@@ -11,9 +11,9 @@ import pytest
 from odn_lightning.eval import evaluate
 from odn_lightning.evaluation import cofw68_benchmark as benchmark
 from odn_lightning.evaluation.benchmark_export import benchmark_indices
+from odn_lightning.evaluation.report_files import read_predictions
 from odn_lightning.evaluation.scoring import PredictionsError
 from odn_lightning.figure4 import run_figure4
-from odn_lightning.report_files import read_predictions
 
 from ..helpers.configs import compose_config
 from ..helpers.formats import write_300w, write_cofw, write_cofw68

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from odn_lightning.checkpoints import load_checkpoint
 from odn_lightning.evaluation.calibration import (
     FIELDS,
     OcclusionCalibration,
@@ -19,7 +18,8 @@ from odn_lightning.evaluation.calibration import (
     uncalibrated,
 )
 from odn_lightning.evaluation.occlusion_output import OcclusionOutput
-from odn_lightning.report_files import read_predictions
+from odn_lightning.evaluation.report_files import read_predictions
+from odn_lightning.training.checkpoints import load_checkpoint
 
 
 def flags(count: int = 400, occluded_share: float = 0.25, seed: int = 0) -> torch.Tensor:

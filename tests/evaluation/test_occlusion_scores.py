@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from odn_lightning.crop import to_normalised
+from odn_lightning.evaluation.occlusion_metrics import LandmarkOcclusionAUROC
 from odn_lightning.evaluation.occlusion_scores import LandmarkOcclusionScores, decision_cut
-from odn_lightning.occlusion_metrics import LandmarkOcclusionAUROC
 
 from ..helpers.occlusion import detection_scores_by_definition
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from odn_lightning.checkpoints import load_checkpoint
 from odn_lightning.eval import evaluate
 from odn_lightning.evaluation.calibration import OcclusionCalibration, uncalibrated
 from odn_lightning.evaluation.recalibration import STATE_KEY, CalibrationUnavailable
 from odn_lightning.inference.model import load_trained_model
+from odn_lightning.training.checkpoints import load_checkpoint
 
 from ..helpers.configs import compose_config
 

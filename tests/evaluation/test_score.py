@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from odn_lightning.evaluation import cofw68_benchmark as benchmark
+from odn_lightning.evaluation.report_files import occlusion_columns, point_columns, read_predictions
 from odn_lightning.evaluation.scoring import PredictionsError, detect_format
-from odn_lightning.report_files import occlusion_columns, point_columns, read_predictions
 from odn_lightning.score import run_score
 
 from ..helpers.configs import TINY_SYNTHETIC, compose_config

@@ -19,10 +19,10 @@ def head_checkpoint(trained_run, tmp_path_factory) -> Path:
     network outputs both P and the head's logits, and the head's must be the ones used. The head's
     weights are spread so that sigmoid(logit) ranges over (0, 1), and a calibration is set, as a run
     with flags leaves it (`occlusion_output.calibration`)."""
-    from odn_lightning.callbacks import RUN_CONFIG_KEY
-    from odn_lightning.checkpoints import load_checkpoint
     from odn_lightning.evaluation.calibration import OcclusionCalibration
-    from odn_lightning.registry import build_model
+    from odn_lightning.training.callbacks import RUN_CONFIG_KEY
+    from odn_lightning.training.checkpoints import load_checkpoint
+    from odn_lightning.training.registry import build_model
 
     stored = load_checkpoint(trained_run / "checkpoints" / "last.ckpt")
     stored[RUN_CONFIG_KEY] = copy.deepcopy(stored[RUN_CONFIG_KEY])

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from odn_lightning.crop import crop_matrix, crop_to_original, from_normalised
+from odn_lightning.evaluation.occlusion_metrics import landmark_occlusion_scores
 from odn_lightning.imagenet import normalise_image
 from odn_lightning.inference.export_metadata import (
     ExportError,
@@ -31,7 +32,6 @@ from odn_lightning.inference.model import TrainedModel
 from odn_lightning.inference.runtimes import EagerRuntime, OnnxRuntime, RuntimeOutput
 from odn_lightning.inference.verification import verify_export
 from odn_lightning.models import ODN
-from odn_lightning.occlusion_metrics import landmark_occlusion_scores
 from odn_lightning.schemes import get_scheme
 
 from ..helpers.cli import run_cli

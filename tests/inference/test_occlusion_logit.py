@@ -14,6 +14,7 @@ import torch
 
 from odn_lightning.crop import face_box
 from odn_lightning.data.formats.w300 import read_pts
+from odn_lightning.evaluation.occlusion_metrics import landmark_occlusion_scores
 from odn_lightning.inference.export_metadata import (
     ExportError,
     example_input,
@@ -32,7 +33,6 @@ from odn_lightning.inference.outputs import UNCALIBRATED, occlusion_note
 from odn_lightning.inference.pipeline import LandmarkPredictor
 from odn_lightning.inference.runtimes import EagerRuntime, OnnxRuntime
 from odn_lightning.models import ODN
-from odn_lightning.occlusion_metrics import landmark_occlusion_scores
 from odn_lightning.predict import predict
 from odn_lightning.schemes import get_scheme
 

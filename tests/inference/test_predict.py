@@ -15,12 +15,12 @@ import pytest
 from odn_lightning import runs
 from odn_lightning.crop import face_box
 from odn_lightning.data.formats.w300 import read_pts, read_pts_folder
+from odn_lightning.evaluation.report_files import point_columns, probability_columns
 from odn_lightning.inference.media import Frame
 from odn_lightning.inference.model import load_trained_model
 from odn_lightning.inference.pipeline import LandmarkPredictor
 from odn_lightning.inference.runtimes import EagerRuntime
 from odn_lightning.predict import predict
-from odn_lightning.report_files import point_columns, probability_columns
 
 from ..helpers.cli import run_cli
 from ..helpers.configs import compose_config
@@ -256,8 +256,8 @@ def test_frame_results_come_in_input_order_across_batches(checkpoint):
 def test_a_checkpoint_without_calibration_outputs_no_occlusion(tmp_path, checkpoint, capsys):
     import torch
 
-    from odn_lightning.checkpoints import load_checkpoint
     from odn_lightning.evaluation.calibration import uncalibrated
+    from odn_lightning.training.checkpoints import load_checkpoint
 
     stored = load_checkpoint(checkpoint)
     stored["state_dict"]["occlusion_output.calibration"] = uncalibrated()  # as a run without flags leaves it

@@ -9,9 +9,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from odn_lightning.losses import LandmarkObjective
 from odn_lightning.models import ODN
 from odn_lightning.schemes import get_scheme
+from odn_lightning.training.objective import LandmarkObjective
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
 # name -> (use_gm, use_dm, use_lm, eta > 0)
@@ -31,7 +31,7 @@ def _model_config(name: str):
     """conf/model/<name>.yaml as the training config composes it (with 19-point data)."""
     with initialize_config_dir(config_dir=str(CONF_DIR.parent), version_base="1.3"):
         cfg = compose("train", overrides=[f"model={name}", "data=aflw"])
-    assert cfg.model._target_ == "odn_lightning.module.LandmarkModule"
+    assert cfg.model._target_ == "odn_lightning.training.module.LandmarkModule"
     return cfg.model
 
 
@@ -101,7 +101,7 @@ def test_table4_configs_differ_only_in_their_switches() -> None:
 
 def test_table4_variants_compose_with_the_training_config() -> None:
     """`odn-train model=<name>` composes, and its LandmarkModule wraps the ODN and eq. 3."""
-    from odn_lightning.module import LandmarkModule
+    from odn_lightning.training.module import LandmarkModule
 
     with initialize_config_dir(config_dir=str(CONF_DIR.parent), version_base="1.3"):
         for name, (use_gm, use_dm, use_lm, with_l1) in TABLE4.items():

@@ -10,9 +10,9 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from odn_lightning.config_checks import ConfigError, check_config
-from odn_lightning.losses import LandmarkObjective, visibility_supervision
 from odn_lightning.models import ODN
 from odn_lightning.models.visibility import VisibilityHead
+from odn_lightning.training.objective import LandmarkObjective, visibility_supervision
 
 POINTS = 5
 

@@ -21,7 +21,7 @@ from ..config_checks import (
     one_of,
     positive_int,
 )
-from ..losses import WEIGHT_PENALTIES
+from ..training.objective import WEIGHT_PENALTIES
 
 SECTIONS = ("train", "nuclear", "data", "inference")
 DEVICES = ("auto", "cpu", "cuda")

@@ -24,7 +24,7 @@ from .train_step import build_net, compose_row, plain_config
 def bench_nuclear(cfg: DictConfig, device: torch.device) -> dict[str, Any]:
     """For each d: ||M||_* value and gradient (backward) of a d x d Gaussian M / sqrt(d), float32 on the
     device, by each method; errors against the float64 SVD (value: relative; gradient U V^T: max abs)."""
-    from ..losses import nuclear_norm
+    from ..training.objective import nuclear_norm
 
     sync = synchronizer(device)
     generator = torch.Generator().manual_seed(cfg.seed)

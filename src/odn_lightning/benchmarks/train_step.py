@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import CONFIG_DIR
-from ..losses import WEIGHT_PENALTIES
+from ..training.objective import WEIGHT_PENALTIES
 from .measurement import peak_memory, ratio, reset_peak, summary_ms, synchronizer, timings
 from .settings import TERM_WEIGHTS
 
@@ -192,7 +192,7 @@ def terms_alone(cfg: DictConfig, device: torch.device) -> dict[str, Any]:
     """Each eq.-3 regulariser's own forward and backward onto its tensors, in the loss (as in
     weight_penalty=loss), without the network: M, the conv weights, W_fc; P as a leaf (its backward
     into the network is not included)."""
-    from ..losses import nuclear_norm
+    from ..training.objective import nuclear_norm
 
     sync = synchronizer(device)
     row_cfg = compose_row("odn", cfg, ["model.objective.weight_penalty=loss"])

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..metrics import normalisation_for
+from ..evaluation.metrics import normalisation_for
 from ..schemes import get_scheme
 from .formats.aflw import FRONTAL_RULES, is_frontal
 from .formats.hrnet_csv import SHIPPED_NAMES

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from ..atomic import atomic_write_text
 from ..crop import apply_matrix, to_normalised
 from ..datatypes import collate_samples
-from ..metrics import normalisation_for
+from ..evaluation.metrics import normalisation_for
 from ..schemes import SchemeSpec, get_scheme
 from .crop_cache import attach_crop_cache
 from .dataset import ON_BAD_SAMPLE, LandmarkDataset

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from ..data.formats.cofw68 import read_cofw68_annotations
-from ..report_files import PREDICTIONS_FILE, read_predictions
 from .calibration import DECISION_THRESHOLD
 from .cofw68_benchmark import write_results
+from .report_files import PREDICTIONS_FILE, read_predictions
 from .scored_run import cofw68_annotations_dir, is_cofw68
 from .scoring import SAME_TRUTH_PX, PredictionsError
 

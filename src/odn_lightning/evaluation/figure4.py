@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 
 from ..atomic import atomic_write_bytes, atomic_write_text
 from ..data.records import FaceRecord
-from ..report_files import PREDICTIONS_FILE
 from . import cofw68_benchmark as benchmark
+from .report_files import PREDICTIONS_FILE
 from .scored_run import as_benchmark_results
 from .scoring import PredictionsError, detect_format, read_split_predictions
 

@@ -14,9 +14,9 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from ..datatypes import Batch
-from ..metrics import first_of_each_index
-from ..occlusion_metrics import FaceAUROC, FaceOccluderAUROC, OccluderAUROC, landmark_occlusion_scores
 from .calibration import OcclusionCalibration, calibrate, exact_scores, uncalibrated
+from .metrics import first_of_each_index
+from .occlusion_metrics import FaceAUROC, FaceOccluderAUROC, OccluderAUROC, landmark_occlusion_scores
 from .occlusion_scores import LandmarkOcclusionScores
 
 # The keys of the calibrated probability's figures (`val/...` the calibration's own, `test/<split>/...`).

@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..plots import (
+from .plots import (
     FIGURE_DPI,
     OCCLUDED_RGB,
     OUTLINE_RGB,

@@ -24,7 +24,7 @@ from fractions import Fraction
 import torch
 from torch import Tensor
 
-from ..occlusion_metrics import BinnedAUROC
+from .occlusion_metrics import BinnedAUROC
 
 # The decision threshold until a calibration supplies one: raw 1 - P >= 0.5.
 DECISION_THRESHOLD = 0.5

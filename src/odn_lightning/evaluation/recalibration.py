@@ -13,7 +13,7 @@ from typing import Any
 
 import lightning as L
 
-from ..checkpoints import AtomicCheckpointIO
+from ..training.checkpoints import AtomicCheckpointIO
 from .calibration import OcclusionCalibration, uncalibrated
 
 RECALIBRATED_FILE = "recalibrated.ckpt"

@@ -15,14 +15,14 @@ import torch
 from ..data.dataset import LandmarkDataset
 from ..data.formats.cofw68 import read_cofw68_annotations
 from ..data.records import OCCLUDED_BY_OBJECT, FaceRecord
-from ..metrics import LandmarkNME
-from ..plots import plot_ced
-from ..report_files import PREDICTIONS_FILE, REPORT_FILE, write_predictions, write_report
-from ..reports import counts_as_metrics
 from . import cofw68_benchmark as benchmark
 from .calibration import DECISION_THRESHOLD
+from .metrics import LandmarkNME
 from .occlusion_output import figures
 from .occlusion_scores import PREFIX, point_scores, state_scores
+from .plots import plot_ced
+from .report_files import PREDICTIONS_FILE, REPORT_FILE, write_predictions, write_report
+from .reports import counts_as_metrics
 from .scoring import SplitPredictions
 
 # Where a benchmark checkout keeps the annotations (data.root may be such a checkout alone).

@@ -24,8 +24,8 @@ import numpy as np
 from ..atomic import ENCODING, ERRORS, shown
 from ..crop import face_box
 from ..data.records import FaceRecord
-from ..report_files import point_columns, read_predictions
 from . import cofw68_benchmark as benchmark
+from .report_files import point_columns, read_predictions
 
 FORMATS = ("benchmark", "predictions_csv", "landmarks_csv")
 # predictions.csv holds its ground truth with 6 decimals: equal faces agree far within this.

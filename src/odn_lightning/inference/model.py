@@ -1,7 +1,7 @@
 """A trained network and the crop it was trained with, read from a checkpoint for inference.
 
 The checkpoint is read weights-only and its network rebuilt from the suite's registry, as `eval` does
-(`odn_lightning.registry`): a checkpoint is data, never code. What a consumer needs besides the
+(`odn_lightning.training.registry`): a checkpoint is data, never code. What a consumer needs besides the
 weights, the crop (side, margin, whose box) and the landmark scheme, comes from the run config the
 checkpoint stores.
 """
@@ -15,10 +15,10 @@ from typing import Any
 from omegaconf import OmegaConf
 from torch import nn
 
-from ..callbacks import RUN_CONFIG_KEY
-from ..checkpoints import CheckpointError, load_checkpoint
 from ..evaluation.calibration import SCORE_OF_HEAD, SCORE_OF_MAP, OcclusionCalibration
 from ..schemes import LandmarkScheme, get_scheme, scheme_declaration
+from ..training.callbacks import RUN_CONFIG_KEY
+from ..training.checkpoints import CheckpointError, load_checkpoint
 
 # What the crop is cut around when the run config does not say (the suite's defaults, conf/data/_landmarks.yaml).
 DEFAULT_CROP_MARGIN = 0.25
@@ -82,7 +82,7 @@ class TrainedModel:
 def load_trained_model(ckpt_path: str | Path) -> TrainedModel:
     """The network of a training run's checkpoint, with its crop and scheme; one line on any problem
     (missing, corrupt, unsafe, or no run config)."""
-    from ..registry import build_trained_model  # the registry imports the whole training stack
+    from ..training.registry import build_trained_model  # the registry imports the whole training stack
 
     path = Path(ckpt_path)
     checkpoint = load_checkpoint(path)

@@ -24,18 +24,19 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from ..atomic import atomic_write_text
 from ..data.formats.w300 import IMAGE_SUFFIXES as PTS_IMAGE_SUFFIXES
 from ..data.formats.w300 import write_pts
-from ..plots import save_png
-from ..report_files import point_columns, probability_columns
+from ..evaluation.plots import save_png
+from ..evaluation.report_files import point_columns, probability_columns
 from .media import Frame, Skipped
 from .pipeline import FacePrediction, FrameResult
 
@@ -255,6 +256,32 @@ class PredictionOutputs:
         self._video.write(cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
 
     # ------------------------------------------------------------------ writing
+
+    def write_all(
+        self, results: Iterable[FrameResult | Skipped], total: int | None, kind: str, show_progress: bool
+    ) -> tuple[dict[str, Path], bool]:
+        """Take every frame's result (or skip), then write the files, also when stopped by Ctrl-C (a
+        camera stops so: what was found is still written). Returns the files and whether stopped."""
+        interrupted = False
+        progress = tqdm(
+            total=total,
+            unit=kind if kind != "folder" else "image",
+            disable=not show_progress,
+            dynamic_ncols=True,
+        )
+        try:
+            for item in results:
+                if isinstance(item, Skipped):
+                    self.skip(item)
+                else:
+                    self.add(item)
+                progress.update(1)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            progress.close()
+            written = self.write()
+        return written, interrupted
 
     def write(self) -> dict[str, Path]:
         """Write (or rewrite) landmarks.json, landmarks.csv and skipped.csv; close the video."""

@@ -25,7 +25,7 @@ from ..data.transforms import warp_crop
 from ..evaluation.calibration import OcclusionCalibration
 from ..evaluation.occlusion_output import raw_scores
 from ..imagenet import normalise_image
-from ..module import NonFiniteError
+from ..training.module import NonFiniteError
 from .detectors import Detection, FaceDetector
 from .media import Frame, Skipped
 from .runtimes import Runtime

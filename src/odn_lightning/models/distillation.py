@@ -4,7 +4,7 @@ Pathway C is a residual block on Z: the backbone's own last block (see `backbone
 its ImageNet weights and its timm name. Pathway D, 1x1 -> 3x3 -> 1x1 conv with fewer channels, ends
 in a single channel whose sigmoid is the occlusion probability map P (B, 1, n, n). The clean
 features are pathway C's output times P, broadcast over channels: positions that P judges occluded
-are suppressed. The L1 penalty on P (eq. 3, eta) lives in `odn_lightning.losses`.
+are suppressed. The L1 penalty on P (eq. 3, eta) lives in `odn_lightning.training.objective`.
 """
 
 from __future__ import annotations

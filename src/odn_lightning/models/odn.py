@@ -10,7 +10,7 @@ C alone (the original residual block), without the GM there is no geometric bran
 goes straight to the FC layer. With all three off and the "gap" readout this is exactly timm's
 ResNet-18 with a 2L-output head (BRNet).
 
-The network also follows the regularised-network protocol of `odn_lightning.losses`
+The network also follows the regularised-network protocol of `odn_lightning.training.objective`
 (`conv_weights`, `fc_weight`, `structural_matrix`), which eq. 3 needs.
 """
 
@@ -127,7 +127,7 @@ class ODN(nn.Module):
         """Make the untrained network predict `landmarks` (L, 2), e.g. the mean training shape."""
         self.fc.bias.copy_(landmarks.reshape(-1).to(self.fc.bias))
 
-    # The regularised-network protocol of odn_lightning.losses (eq. 3).
+    # The regularised-network protocol of odn_lightning.training.objective (eq. 3).
     def conv_weights(self) -> Iterator[Tensor]:
         """Every convolution weight of the network (alpha term)."""
         return (module.weight for module in self.modules() if isinstance(module, nn.Conv2d))

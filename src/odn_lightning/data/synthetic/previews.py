@@ -37,6 +37,6 @@ def contact_sheet(faces: Sequence[SyntheticFace], columns: int = 4, annotate: bo
     """Faces tiled in a grid (RGB), with landmarks drawn when `annotate`."""
     # Imported here: plots loads torch and matplotlib, which generating faces (and its spawned
     # workers, which import this package) does not need.
-    from ...plots import tile_images
+    from ...evaluation.plots import tile_images
 
     return tile_images([draw_landmarks(f) if annotate else f.image for f in faces], columns)

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from odn_lightning.module import LandmarkModule
+from odn_lightning.training.module import LandmarkModule
 
-from .helpers.batches import random_batches
+from ..helpers.batches import random_batches
 
 
 class TinyNet(nn.Module):

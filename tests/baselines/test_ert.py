@@ -10,13 +10,13 @@ import torch
 from odn_lightning.baselines.ert import ERT, ERTOptions
 from odn_lightning.data.datamodule import LandmarkDataModule
 from odn_lightning.data.dataset import LandmarkDataset
-from odn_lightning.metrics import per_sample_nme
-from odn_lightning.report_files import read_predictions
+from odn_lightning.evaluation.ablation_table import collect
+from odn_lightning.evaluation.metrics import per_sample_nme
+from odn_lightning.evaluation.report_files import read_predictions
 from odn_lightning.schemes import get_scheme
-from odn_lightning.table4 import collect
 
-from .helpers.cli import run_cli
-from .helpers.configs import TINY_SYNTHETIC
+from ..helpers.cli import run_cli
+from ..helpers.configs import TINY_SYNTHETIC
 
 SMALL = ERTOptions(cascade_depth=4, num_trees_per_cascade_level=50, oversampling_amount=4)
 

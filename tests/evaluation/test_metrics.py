@@ -8,7 +8,7 @@ import torch
 from torchmetrics.classification import BinaryAUROC
 
 from odn_lightning.crop import to_normalised
-from odn_lightning.metrics import (
+from odn_lightning.evaluation.metrics import (
     LandmarkNME,
     auc_at,
     ced_curve,
@@ -16,7 +16,7 @@ from odn_lightning.metrics import (
     normalisation_for,
     per_sample_nme,
 )
-from odn_lightning.occlusion_metrics import (
+from odn_lightning.evaluation.occlusion_metrics import (
     BinnedAUROC,
     FaceAUROC,
     FaceOccluderAUROC,
@@ -479,9 +479,9 @@ class OcclusionNet(torch.nn.Module):
 
 
 def test_the_module_logs_each_occlusion_auroc_where_its_inputs_exist(monkeypatch):
-    from odn_lightning.module import LandmarkModule
+    from odn_lightning.training.module import LandmarkModule
 
-    from .helpers.batches import CROP_SIDE, random_batches
+    from ..helpers.batches import CROP_SIDE, random_batches
 
     (batch,) = random_batches("test", count=1)
     batch["landmarks"] = batch["landmarks"] / 2  # faces in the middle half of the crop

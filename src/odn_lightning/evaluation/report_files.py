@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import ENCODING, ERRORS, atomic_open, atomic_write_text
-from .evaluation.occlusion_scores import DECISION_THRESHOLD
-from .evaluation.occlusion_scores import LEGEND as OCCLUSION_DETECTION_LEGEND
+from ..atomic import ENCODING, ERRORS, atomic_open, atomic_write_text
 from .metrics import threshold_suffix
+from .occlusion_scores import DECISION_THRESHOLD
+from .occlusion_scores import LEGEND as OCCLUSION_DETECTION_LEGEND
 from .plots import plot_ced
 
 PREDICTIONS_FILE = "predictions.csv"

@@ -9,10 +9,10 @@ import math
 import pytest
 import torch
 
-from odn_lightning.module import LandmarkModule, NonFiniteError
 from odn_lightning.train import train
+from odn_lightning.training.module import LandmarkModule, NonFiniteError
 
-from .helpers.configs import LIMITS
+from ..helpers.configs import LIMITS
 from .test_resume import fault
 
 # What makes PyTorch copy a device value to the host: a Python bool, number or list of a tensor.

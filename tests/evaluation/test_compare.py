@@ -13,13 +13,14 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from odn_lightning import compare, recorded_runs
-from odn_lightning.report_files import write_predictions
-from odn_lightning.table4 import collect, read_sweep
+from odn_lightning import compare
+from odn_lightning.evaluation import comparison, recorded_runs
+from odn_lightning.evaluation.ablation_table import collect, read_sweep
+from odn_lightning.evaluation.report_files import write_predictions
 
-from .helpers.cli import run_cli
-from .helpers.configs import TINY, compose_config
-from .helpers.folders import passing_folder
+from ..helpers.cli import run_cli
+from ..helpers.configs import TINY, compose_config
+from ..helpers.folders import passing_folder
 
 # One batch per stage: what the two-model sweep needs to leave metrics and predictions.
 SWEEP_TINY = [
@@ -46,7 +47,7 @@ def fake_run(
 ) -> Path:
     """A run directory as the entry points leave it: .hydra/{config,hydra,overrides}.yaml, and
     metrics.json (NME `nme` on common, 1.5 x on full) unless `nme` is None (a failed run)."""
-    settings = dict(compare.parse_override(line) for line in overrides)
+    settings = dict(recorded_runs.parse_override(line) for line in overrides)
     choices = {key: value for key, value in settings.items() if key in GROUPS}
     values = [f"{key}={value}" for key, value in settings.items() if key not in GROUPS]
     composed = OmegaConf.merge(
@@ -128,7 +129,7 @@ def test_a_two_model_sweep_compares_as_two_rows_labelled_by_model(two_model_swee
         assert rows[label][0] == "1"  # one run
         assert rows[label][1:4] == [f"{metrics[f'test/{s}/nme'] * 100:.2f}" for s in splits]
     assert rows_of((out / "compare.md").read_text()) == rows
-    groups = compare.group_runs(compare.find_runs([two_model_sweep]))
+    groups = recorded_runs.group_runs(recorded_runs.find_runs([two_model_sweep]))
     for job, group in zip(jobs, groups, strict=True):
         metrics = json.loads((job / "metrics.json").read_text())
         assert [run.run_dir for run in group.runs] == [job]
@@ -159,9 +160,9 @@ def test_seeds_of_a_setting_are_one_row_of_mean_and_std_and_a_run_without_metric
     fake_run(sweep / "3_model-odn+seed-0", ["model=odn", "seed=0"], 0.04, faces=2)
     fake_run(sweep / "4_model-odn+seed-1", ["model=odn", "seed=1"], None)  # failed: no metrics.json
     fake_run(sweep / "10_model-gm_dm+seed-0", ["model=gm_dm", "seed=0"], None)
-    groups = compare.group_runs(compare.find_runs([sweep]))
+    groups = recorded_runs.group_runs(recorded_runs.find_runs([sweep]))
     assert [g.label for g in groups] == ["model=brnet", "model=odn", "model=gm_dm"]
-    text, plots = compare.write_comparison(groups, tmp_path / "out")
+    text, plots = comparison.write_comparison(groups, tmp_path / "out")
     rows = rows_of(text)
     assert rows["model=brnet"][:3] == ["3", "6.10 ± 0.10", "9.15 ± 0.15"]
     assert rows["model=odn"][:3] == ["1 of 2", "4.00", "6.00"]
@@ -179,13 +180,15 @@ def test_labels_come_from_the_values_runs_took_less_ignored_keys_and_per_entry_p
     fake_run(tmp_path / "a", ["model=odn", "trainer.max_epochs=5", "paths.log_dir=/a"], 0.05)
     fake_run(tmp_path / "b", ["model=odn", "paths.log_dir=/b"], 0.07, config={"trainer": {"max_epochs": 5}})
     fake_run(tmp_path / "c", ["model=odn"], 0.09, config={"trainer": {"max_epochs": 2}})
-    groups = compare.group_runs(compare.find_runs([tmp_path / "a", tmp_path / "b", tmp_path / "c"]))
+    groups = recorded_runs.group_runs(
+        recorded_runs.find_runs([tmp_path / "a", tmp_path / "b", tmp_path / "c"])
+    )
     assert [(g.label, len(g.runs)) for g in groups] == [
         ("trainer.max_epochs=5", 2),
         ("trainer.max_epochs=2", 1),
     ]
     fake_run(tmp_path / "ert", ["data=synthetic"], 0.03, task="ert")
-    groups = compare.group_runs(compare.find_runs([tmp_path]))
+    groups = recorded_runs.group_runs(recorded_runs.find_runs([tmp_path]))
     assert [g.label for g in groups] == [
         "train: trainer.max_epochs=5",
         "train: trainer.max_epochs=2",
@@ -212,10 +215,10 @@ def test_table4_names_rows_by_variant_where_that_is_unique_else_by_overrides(tmp
 def test_folders_not_runs_are_named_in_one_line(tmp_path):
     missing = re.escape(f"{tmp_path / 'nowhere'} is not a folder: name run")
     with pytest.raises(FileNotFoundError, match=missing):
-        compare.find_runs([tmp_path / "nowhere"])
+        recorded_runs.find_runs([tmp_path / "nowhere"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=r"empty holds no run \(no .hydra/config.yaml"):
-        compare.find_runs([tmp_path / "empty"])
+        recorded_runs.find_runs([tmp_path / "empty"])
 
 
 # ---------------------------------------------------------------------------------- command line
@@ -259,7 +262,7 @@ def test_occlusion_columns_show_where_measured_as_mean_and_std():
         ],
     )
     brnet = recorded_runs.RunGroup("model=brnet", [run("c", {})])
-    lines = compare.comparison_table([supervised, brnet], ["full"], 0.1).splitlines()
+    lines = comparison.comparison_table([supervised, brnet], ["full"], 0.1).splitlines()
     assert lines[0].endswith("| full calibrated occlusion AUROC | full calibrated occlusion AP |")
     # Mean ± sample standard deviation over the seeds; "-" where a row has no map.
     assert lines[2].endswith("| 0.8500 ± 0.0707 | 0.5000 ± 0.1414 |")

@@ -10,8 +10,8 @@ import yaml
 from odn_lightning.eval import evaluate
 from odn_lightning.train import train
 
-from .helpers.cli import run_cli
-from .helpers.configs import LIMITS, TINY, TINY_SYNTHETIC, compose_config
+from ..helpers.cli import run_cli, user_error_in_process
+from ..helpers.configs import LIMITS, TINY, TINY_SYNTHETIC, compose_config
 
 
 def test_fast_dev_run_fits_and_tests_on_cpu(train_config, tmp_path):
@@ -20,6 +20,7 @@ def test_fast_dev_run_fits_and_tests_on_cpu(train_config, tmp_path):
     assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == metrics
 
 
+@pytest.mark.slow
 def test_fit_keeps_checkpoints_and_eval_reproduces_test_nme(train_config, tmp_path):
     metrics = train(train_config(*LIMITS))
     run = tmp_path / "run"
@@ -42,6 +43,7 @@ def test_fit_keeps_checkpoints_and_eval_reproduces_test_nme(train_config, tmp_pa
     assert (eval_dir / "metrics.json").is_file()
 
 
+@pytest.mark.slow
 def test_eval_with_explicit_data_uses_the_trained_crop_size(train_config, tmp_path, synthetic_root):
     train(train_config(*LIMITS))
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
@@ -55,6 +57,7 @@ def test_eval_with_explicit_data_uses_the_trained_crop_size(train_config, tmp_pa
     assert hparams["data.image_size"] == 64 and hparams["model.image_size"] == 64
 
 
+@pytest.mark.slow
 def test_overfitting_a_few_batches_drives_the_loss_down(train_config):
     cfg = train_config("debug=overfit", "trainer.max_epochs=40", "callbacks=none", "test=false")
     from hydra.utils import instantiate
@@ -142,11 +145,13 @@ def test_unknown_group_option_lists_the_choices(tmp_path):
     assert "synthetic" in result.stderr and "w300" in result.stderr
 
 
-def test_missing_data_root_is_one_line_naming_the_path(tmp_path):
+def test_missing_data_root_is_one_line_naming_the_path(tmp_path, capsys):
     missing = tmp_path / "no_such_300W"
-    result = run_cli("odn_lightning.train", "data=w300", f"data.root={missing}", f"paths.log_dir={tmp_path}")
-    assert result.returncode != 0
-    last_lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    overrides = ["data=w300", f"data.root={missing}", f"paths.log_dir={tmp_path}"]
+    code, last_lines = user_error_in_process(
+        train, compose_config("train", overrides, tmp_path / "run"), capsys
+    )
+    assert code != 0
     assert last_lines[-1].startswith(f"error: data.root={missing} does not exist")
     assert "Download 300W" in last_lines[-1] and "data=synthetic" in last_lines[-1]
 
@@ -198,7 +203,7 @@ W300_TINY = [
 
 
 def test_train_on_a_tree_in_the_300w_layout_with_its_split_names(tmp_path):
-    from .helpers.formats import write_300w
+    from ..helpers.formats import write_300w
 
     root = tmp_path / "300W"
     write_300w(root)
@@ -214,7 +219,7 @@ def test_train_on_a_tree_in_the_300w_layout_with_its_split_names(tmp_path):
 
 
 def test_data_check_cli_reports_the_300w_counts(tmp_path):
-    from .helpers.formats import write_300w
+    from ..helpers.formats import write_300w
 
     root = tmp_path / "300W"
     write_300w(root)

@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from .crop import from_normalised
+from ..crop import from_normalised
 from .metrics import first_of_each_index
 
 

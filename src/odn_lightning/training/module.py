@@ -16,12 +16,12 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from .crop import crop_to_original
-from .datatypes import Batch, EvalStepOutput, NetworkOutput
-from .evaluation.occlusion_output import OcclusionOutput
-from .losses import LandmarkObjective
-from .metrics import LandmarkNME, normalisation_for
-from .schemes import SchemeSpec, get_scheme
+from ..crop import crop_to_original
+from ..datatypes import Batch, EvalStepOutput, NetworkOutput
+from ..evaluation.metrics import LandmarkNME, normalisation_for
+from ..evaluation.occlusion_output import OcclusionOutput
+from ..schemes import SchemeSpec, get_scheme
+from .objective import LandmarkObjective
 
 log = logging.getLogger(__name__)
 ON_NON_FINITE = ("error", "skip")

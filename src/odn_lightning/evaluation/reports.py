@@ -25,7 +25,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from .datatypes import Batch, EvalStepOutput
+from ..datatypes import Batch, EvalStepOutput
 from .metrics import describe_normalisation, normalisation_for
 from .plots import plot_ced, save_png
 from .report_files import PREDICTIONS_FILE, REPORT_FILE, write_predictions, write_report

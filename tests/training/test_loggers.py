@@ -16,9 +16,10 @@ from hydra.core.hydra_config import HydraConfig
 
 from odn_lightning import runs
 from odn_lightning.train import train
+from odn_lightning.training import run_identity
 
-from .helpers.configs import LIMITS, TINY, compose_config
-from .helpers.folders import passing_folder
+from ..helpers.configs import LIMITS, TINY, compose_config
+from ..helpers.folders import passing_folder
 
 # Values a dashboard must be able to filter and group by, each set away from its default.
 CHOSEN = {"model.net.use_gm": False, "model.optimizer.lr": 0.0123, "seed": 7}
@@ -130,7 +131,7 @@ def test_wandb_config_holds_the_whole_resolved_config_flat(logged_run):
         )
         config.update({item.key: json.loads(item.value_json) for item in updates if item.key != "_wandb"})
     expect_run_values(config)
-    # Grouped and tagged as runs.run_identity says; a single run's name is W&B's own.
+    # Grouped and tagged as run_identity.run_identity says; a single run's name is W&B's own.
     assert started.run_group == "synthetic" and list(started.tags) == ["dev", "synthetic", "odn"]
 
 
@@ -186,37 +187,48 @@ def test_a_sweep_is_one_group_its_jobs_named_by_what_the_sweep_varies(tmp_path):
     sweep.mkdir()
     table4 = ["experiment=ablation", "model=brnet,odn"]
     # Table 4: the experiment names runs after their model; its group is the sweep's.
-    name, group, tags = runs.run_identity(*sweep_job(sweep, table4, ["experiment=ablation", "model=odn"]))
+    name, group, tags = run_identity.run_identity(
+        *sweep_job(sweep, table4, ["experiment=ablation", "model=odn"])
+    )
     assert (name, group) == ("odn", f"table4-synthetic-{sweep.name}")
     assert tags[:3] == ["table4", "synthetic", "odn"] and len(tags) == len(set(tags))
     # With seeds, the seed tells a model's jobs apart.
     job = ["experiment=ablation", "model=odn", "seed=1"]
-    assert runs.run_identity(*sweep_job(sweep, [*table4, "seed=0,1"], job))[:2] == (
+    assert run_identity.run_identity(*sweep_job(sweep, [*table4, "seed=0,1"], job))[:2] == (
         "odn seed=1",
         f"table4-synthetic-{sweep.name}",
     )
     # A seed sweep with no run_name: the swept overrides, not the fixed ones; a group given on the
     # command line is kept as given.
-    assert runs.run_identity(*sweep_job(sweep, ["seed=range(0,3)", "data.batch_size=8"], ["seed=2"]))[:3] == (
+    assert run_identity.run_identity(*sweep_job(sweep, ["seed=range(0,3)", "data.batch_size=8"], ["seed=2"]))[
+        :3
+    ] == (
         "seed=2",
         f"synthetic-{sweep.name}",
         ["dev", "synthetic", "odn"],
     )
     job = ["seed=2", "data.batch_size=8", "group=mine"]
-    assert runs.run_identity(*sweep_job(sweep, ["seed=0,1,2", "group=mine"], job))[:2] == ("seed=2", "mine")
+    assert run_identity.run_identity(*sweep_job(sweep, ["seed=0,1,2", "group=mine"], job))[:2] == (
+        "seed=2",
+        "mine",
+    )
 
 
 def test_a_single_run_keeps_its_configured_name_and_group(train_config):
     cfg = train_config("run_name=probe")
-    assert runs.run_identity(cfg, HydraConfig.get()) == ("probe", "synthetic", ["dev", "synthetic", "odn"])
-    runs.name_group_and_tag(cfg)
+    assert run_identity.run_identity(cfg, HydraConfig.get()) == (
+        "probe",
+        "synthetic",
+        ["dev", "synthetic", "odn"],
+    )
+    run_identity.name_group_and_tag(cfg)
     assert (cfg.run_name, cfg.group, list(cfg.tags)) == ("probe", "synthetic", ["dev", "synthetic", "odn"])
     assert cfg.logger.csv.save_dir == cfg.paths.output_dir  # the rest of the config is untouched
 
 
 def test_hyperparameters_are_plain_values_under_dotted_keys(tmp_path):
     cfg = compose_config("train", ["model=brnet", "tags=[a,b]"], tmp_path)
-    flat = runs.flat_hyperparameters(cfg)
+    flat = run_identity.flat_hyperparameters(cfg)
     assert all(v is None or isinstance(v, (str, int, float, bool)) for v in flat.values())
     assert flat["model.net.use_gm"] is False and flat["model.objective.eta"] == cfg.model.objective.eta
     assert flat["choices.model"] == "brnet" and flat["choices.model/optimizer"] == "adamw"

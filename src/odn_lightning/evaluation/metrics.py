@@ -18,7 +18,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from .schemes import LandmarkScheme, SchemeSpec, get_scheme
+from ..schemes import LandmarkScheme, SchemeSpec, get_scheme
 
 # What divides a face's mean error, each the convention of a named reference:
 # - inter_ocular: distance of the outer eye corners (300W, COFW, WFLW as HRNet-Facial's `compute_nme`,

@@ -11,7 +11,7 @@ import torch
 from odn_lightning import bench, runs
 from odn_lightning.config_checks import ConfigError
 
-from .helpers.configs import compose_config
+from ..helpers.configs import compose_config
 
 # One repeat of everything at 64 px, batch 2: the keys and ratios, not the speeds.
 TINY_BENCH = [
@@ -142,7 +142,7 @@ def test_a_bad_setting_fails_in_one_line(tmp_path, override, words):
 
 def test_bench_writes_into_its_run_directory_unless_told_otherwise(tmp_path):
     # A partial run (sections=[nuclear]) must never overwrite the committed experiments/bench record.
-    from .helpers.configs import compose_config
+    from ..helpers.configs import compose_config
 
     cfg = compose_config("bench", ["sections=[nuclear]"], tmp_path / "run")
     assert cfg.output_dir == str(tmp_path / "run")

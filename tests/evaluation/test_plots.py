@@ -12,7 +12,7 @@ from odn_lightning.evaluation.occlusion_panels import (
     figure6_figure,
     upsample_map,
 )
-from odn_lightning.plots import (
+from odn_lightning.evaluation.plots import (
     ced_figure,
     ced_legend,
     plot_ced,

@@ -14,10 +14,10 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
-from .crop import from_normalised
-from .datatypes import Batch, EvalStepOutput
-from .evaluation.occlusion_panels import figure6_figure, occlusion_probability_picture
-from .imagenet import denormalise_image
+from ..crop import from_normalised
+from ..datatypes import Batch, EvalStepOutput
+from ..imagenet import denormalise_image
+from .occlusion_panels import figure6_figure, occlusion_probability_picture
 from .plots import prediction_figure, render_rgb
 
 

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from odn_lightning.report_files import write_predictions
-from odn_lightning.table4 import TABLE4_ROWS, collect, read_sweep
+from odn_lightning.evaluation.ablation_table import TABLE4_ROWS, collect, read_sweep
+from odn_lightning.evaluation.report_files import write_predictions
 
-from .helpers.cli import run_cli
-from .helpers.configs import TINY, compose_config
-from .models.test_table4_configs import TABLE4
+from ..helpers.cli import run_cli
+from ..helpers.configs import TINY, compose_config
+from ..models.test_table4_configs import TABLE4
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "experiment"
+CONF = Path(__file__).resolve().parents[2] / "conf" / "experiment"
 PAPER = {
     "paper_300w": ("w300", ["common", "challenging", "full"]),
     "paper_cofw68": ("cofw68", ["cofw68"]),
@@ -240,7 +240,7 @@ def test_seeds_of_a_variant_become_mean_and_std_marked_beyond_twice_the_pooled_s
 
 
 def test_paired_difference_is_face_by_face_with_a_bootstrap_interval(tmp_path):
-    from odn_lightning.table4 import paired_difference
+    from odn_lightning.evaluation.ablation_table import paired_difference
 
     sweep = tmp_path / "sweep"
     # fake_job's faces have NME nme * (i + 1) / 2 for i = 0, 1, 2: ODN is BRNet - 0.5 x 0.02 x (i + 1).

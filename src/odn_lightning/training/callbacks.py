@@ -8,7 +8,7 @@ import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
-from .models import describe_network
+from ..models import describe_network
 
 RUN_CONFIG_KEY = "odn_run_config"
 
@@ -66,7 +66,7 @@ def write_tensorboard_hparams(logger: TensorBoardLogger, hparams: dict[str, Any]
 
 
 class HyperparametersToLoggers(L.Callback):
-    """Gives every logger the run's resolved config as flat hyper-parameters (`runs.flat_hyperparameters`),
+    """Gives every logger the run's resolved config as flat hyper-parameters (`run_identity.flat_hyperparameters`),
     with the network's size when NetworkSummary measured it, once per run: CSV's and TensorBoard's
     hparams.yaml, TensorBoard's HParams dashboard, the W&B run's config. `metrics`: the scalar tags
     TensorBoard shows beside them (`val/nme`, `test/<split>/nme`)."""

@@ -11,15 +11,23 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..data.datamodule import LandmarkDataModule
+from ..models import ODN
 from .checkpoints import CheckpointError
-from .data.datamodule import LandmarkDataModule
-from .losses import LandmarkObjective
-from .models import ODN
 from .module import LandmarkModule
+from .objective import LandmarkObjective
 
 NETWORKS: dict[str, Callable[..., Any]] = {"odn_lightning.models.ODN": ODN}
-OBJECTIVES: dict[str, Callable[..., Any]] = {"odn_lightning.losses.LandmarkObjective": LandmarkObjective}
-MODULES: dict[str, Callable[..., Any]] = {"odn_lightning.module.LandmarkModule": LandmarkModule}
+# The second names are those checkpoints written before training/ was a room (the modules were
+# odn_lightning.losses and odn_lightning.module): their runs evaluate as they did.
+OBJECTIVES: dict[str, Callable[..., Any]] = {
+    "odn_lightning.training.objective.LandmarkObjective": LandmarkObjective,
+    "odn_lightning.losses.LandmarkObjective": LandmarkObjective,
+}
+MODULES: dict[str, Callable[..., Any]] = {
+    "odn_lightning.training.module.LandmarkModule": LandmarkModule,
+    "odn_lightning.module.LandmarkModule": LandmarkModule,
+}
 DATA_MODULES: dict[str, Callable[..., Any]] = {
     "odn_lightning.data.datamodule.LandmarkDataModule": LandmarkDataModule
 }

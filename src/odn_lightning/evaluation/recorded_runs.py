@@ -19,8 +19,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from .atomic import shown
-from .config_checks import ConfigError
+from ..atomic import shown
+from ..config_checks import ConfigError
 
 HYDRA_DIR = ".hydra"
 METRICS_FILE = "metrics.json"

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from odn_lightning.checkpoints import CheckpointError, resolve_ckpt_path
+from odn_lightning.training.checkpoints import CheckpointError, resolve_ckpt_path
 
-from .helpers.cli import run_cli
-from .helpers.configs import TINY
-from .helpers.folders import passing_folder
+from ..helpers.cli import run_cli, user_error_in_process
+from ..helpers.configs import TINY, compose_config
+from ..helpers.folders import passing_folder
 
 # 3 epochs of 5 steps: a kill at step 7 is in the middle of the second epoch.
 STEPS_PER_EPOCH, EPOCHS = 5, 3
@@ -63,6 +63,7 @@ def uninterrupted(tmp_path_factory, synthetic_root) -> Iterator[Path]:
         yield run_dir
 
 
+@pytest.mark.slow
 def test_last_ckpt_is_the_last_epoch_and_holds_only_plain_data(uninterrupted):
     checkpoints = uninterrupted / "checkpoints"
     # weights_only=True: tensors and plain containers, no pickled config objects.
@@ -75,6 +76,7 @@ def test_last_ckpt_is_the_last_epoch_and_holds_only_plain_data(uninterrupted):
     assert "max_epochs=3" in log and "final metrics: test/challenging/faces=4" in log
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kind,step,last_every",
     [
@@ -110,6 +112,7 @@ def test_killed_then_resumed_equals_uninterrupted(
     assert len(list((run_dir / "checkpoints").glob("best-*.ckpt"))) == 1
 
 
+@pytest.mark.slow
 def test_loader_workers_do_not_change_a_resumed_run(uninterrupted, synthetic_root, tmp_path):
     run_dir = tmp_path / "logs" / "train" / "runs" / "a"
     assert train_cli(run_dir, synthetic_root, "data.num_workers=2", *fault(7, "sigterm")).returncode == 143
@@ -136,18 +139,21 @@ def test_ckpt_path_last_prefers_the_run_directory_then_the_newest(tmp_path):
 
 @pytest.mark.parametrize("change", ["trainer.max_epochs=4", "trainer.max_epochs=2", "data.batch_size=2"])
 def test_a_resume_that_changes_the_step_count_is_refused_in_one_line(
-    uninterrupted, synthetic_root, tmp_path, change
+    uninterrupted, synthetic_root, tmp_path, change, capsys
 ):
     # One-cycle's total_steps was planned from these settings: continuing past it, or stretching it, has
     # no defined schedule, so the run is refused before its first step.
-    run_dir = tmp_path / "logs" / "train" / "runs" / "a"
+    from odn_lightning.train import train
+
+    logs = tmp_path / "logs"
+    run_dir = logs / "train" / "runs" / "a"
     (run_dir / "checkpoints").mkdir(parents=True)
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     checkpoint.write_bytes((uninterrupted / "checkpoints" / "last.ckpt").read_bytes())
-    resumed = train_cli(run_dir, synthetic_root, "ckpt_path=last", change)
-    assert resumed.returncode == 1
-    lines = resumed.stderr.strip().splitlines()
+    overrides = [*RUN, f"data.root={synthetic_root}", f"paths.log_dir={logs}", "ckpt_path=last", change]
+    code, lines = user_error_in_process(train, compose_config("train", overrides, run_dir), capsys)
+    assert code == 1
     assert len([line for line in lines if line.startswith("error:")]) == 1
     key = change.split("=")[0]
     assert f"its schedule was planned for {EPOCHS * STEPS_PER_EPOCH} optimiser steps" in lines[-1]
-    assert f"{key}:" in lines[-1] and "Traceback" not in resumed.stderr
+    assert f"{key}:" in lines[-1] and not any("Traceback" in line for line in lines)

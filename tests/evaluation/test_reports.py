@@ -14,12 +14,17 @@ import pytest
 from odn_lightning import runs
 from odn_lightning.data.formats.w300 import occlusion_path, read_occlusion
 from odn_lightning.eval import evaluate
-from odn_lightning.report_files import read_predictions, report_table, write_predictions, write_report
-from odn_lightning.report_pictures import network_fact, network_name, worst_first
-from odn_lightning.reports import EvaluationReport
+from odn_lightning.evaluation.report_files import (
+    read_predictions,
+    report_table,
+    write_predictions,
+    write_report,
+)
+from odn_lightning.evaluation.report_pictures import network_fact, network_name, worst_first
+from odn_lightning.evaluation.reports import EvaluationReport
 
-from .helpers.configs import compose_config
-from .helpers.occlusion import detection_scores_by_definition
+from ..helpers.configs import compose_config
+from ..helpers.occlusion import detection_scores_by_definition
 
 OCCLUSION_AUROCS = ("occluder_auroc", "occluder_auroc_face", "face_auroc", "landmark_occlusion_auroc")
 
@@ -180,8 +185,8 @@ def test_validation_pictures_are_written_each_epoch(trained_run):
 def test_each_table4_network_is_named_as_the_paper_names_it(model, name, tmp_path):
     from types import SimpleNamespace
 
-    from odn_lightning.losses import LandmarkObjective
     from odn_lightning.models import ODN
+    from odn_lightning.training.objective import LandmarkObjective
 
     config = compose_config("train", [f"model={model}"], tmp_path).model
     net_settings = {k: v for k, v in config.net.items() if k != "_target_"}
@@ -303,8 +308,8 @@ def test_report_shows_the_landmark_occlusion_detection_numbers_with_their_legend
 
 
 def test_ced_curves_of_several_runs_overlay(tmp_path):
-    from odn_lightning.plots import ced_legend
-    from odn_lightning.report_files import overlay_ced
+    from odn_lightning.evaluation.plots import ced_legend
+    from odn_lightning.evaluation.report_files import overlay_ced
 
     runs = {}
     for name, scale in (("good", 0.01), ("bad", 0.2)):
@@ -412,7 +417,7 @@ def test_summary_shows_nan_and_truncated_splits(capsys, monkeypatch):
 
 
 def test_table4_shows_a_null_metric_as_nan_and_a_missing_one_as_a_dash():
-    from odn_lightning.table4 import SweepRun, table_markdown
+    from odn_lightning.evaluation.ablation_table import SweepRun, table_markdown
 
     run = SweepRun("odn", "done", Path("/sweep/0"), {"test/common/nme": None})
     row = table_markdown([run], ["common"], 0.10).splitlines()[2]
@@ -420,7 +425,7 @@ def test_table4_shows_a_null_metric_as_nan_and_a_missing_one_as_a_dash():
 
 
 def test_table4_occlusion_table_gives_occluded_nme_and_the_map_aurocs_per_row():
-    from odn_lightning.table4 import SweepRun, occlusion_markdown
+    from odn_lightning.evaluation.ablation_table import SweepRun, occlusion_markdown
 
     odn_seeds = [
         {"test/full/nme_occluded": 0.20, "test/full/face_auroc": 0.80, "test/full/occluder_auroc_face": 0.4},
@@ -452,7 +457,7 @@ def test_table4_occlusion_table_gives_occluded_nme_and_the_map_aurocs_per_row():
 
 def test_calibrated_occlusion_panels_colour_each_point_by_its_probability():
     from odn_lightning.evaluation.occlusion_panels import occlusion_probability_figure
-    from odn_lightning.plots import render_rgb
+    from odn_lightning.evaluation.plots import render_rgb
 
     images = np.zeros((2, 64, 64, 3), dtype=np.uint8)
     points = [np.full((3, 2), 32.0), np.full((3, 2), 32.0)]

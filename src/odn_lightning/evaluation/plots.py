@@ -22,7 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .atomic import atomic_write_bytes
+from ..atomic import atomic_write_bytes
 from .metrics import auc_at, ced_curve, failure_rate_at
 
 GROUND_TRUTH_RGB = (0, 255, 0)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from odn_lightning.losses import LandmarkObjective, coordinate_l2, nuclear_norm
+from odn_lightning.training.objective import LandmarkObjective, coordinate_l2, nuclear_norm
 
 METHODS = ("svd", "newton_schulz")
 
@@ -324,7 +324,7 @@ def _flagged_points() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_occlusion_supervision_is_the_cross_entropy_of_p_at_the_points_against_their_flags():
-    from odn_lightning.losses import occlusion_supervision
+    from odn_lightning.training.objective import occlusion_supervision
 
     landmarks, visible = _flagged_points()
     has = torch.tensor([True])
@@ -344,7 +344,7 @@ def test_occlusion_supervision_is_the_cross_entropy_of_p_at_the_points_against_t
 
 
 def test_occlusion_supervision_adds_the_occluder_mask_at_the_maps_resolution():
-    from odn_lightning.losses import occlusion_supervision
+    from odn_lightning.training.objective import occlusion_supervision
 
     landmarks, visible = _flagged_points()
     mask = torch.zeros(1, 4, 4)

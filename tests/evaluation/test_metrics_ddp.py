@@ -10,8 +10,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from odn_lightning.metrics import LandmarkNME
-from odn_lightning.occlusion_metrics import (
+from odn_lightning.evaluation.metrics import LandmarkNME
+from odn_lightning.evaluation.occlusion_metrics import (
     FaceAUROC,
     FaceOccluderAUROC,
     LandmarkOcclusionAUROC,

@@ -16,14 +16,14 @@ import pytest
 import torch
 
 from odn_lightning import runs
-from odn_lightning.callbacks import RUN_CONFIG_KEY
-from odn_lightning.checkpoints import AtomicCheckpointIO, CheckpointError, CheckpointWriteError
 from odn_lightning.eval import evaluate
-from odn_lightning.module import NonFiniteError
 from odn_lightning.train import train
+from odn_lightning.training.callbacks import RUN_CONFIG_KEY
+from odn_lightning.training.checkpoints import AtomicCheckpointIO, CheckpointError, CheckpointWriteError
+from odn_lightning.training.module import NonFiniteError
 
-from .helpers.cli import run_cli
-from .helpers.configs import LIMITS, compose_config
+from ..helpers.cli import run_cli
+from ..helpers.configs import LIMITS, compose_config
 from .test_resume import fault
 
 
@@ -77,6 +77,22 @@ def test_a_target_payload_in_the_run_config_is_refused(last_ckpt, tmp_path):
     torch.save(checkpoint, bad)
     with pytest.raises(CheckpointError, match=r"data.augmentation asks to build 'os.system'"):
         evaluate(eval_config(bad, tmp_path / "eval"))
+
+
+def test_a_checkpoint_written_before_training_was_a_room_still_builds(last_ckpt):
+    """Checkpoints name their module and objective; those of runs before the move say
+    odn_lightning.module and odn_lightning.losses, and still evaluate."""
+    from odn_lightning.training.registry import build_trained_model
+
+    checkpoint = torch.load(last_ckpt, weights_only=True)
+    model = checkpoint[RUN_CONFIG_KEY]["model"]
+    assert model["_target_"] == "odn_lightning.training.module.LandmarkModule"
+    model["_target_"] = "odn_lightning.module.LandmarkModule"
+    model["objective"]["_target_"] = "odn_lightning.losses.LandmarkObjective"
+    module = build_trained_model(model, checkpoint["state_dict"], "old.ckpt")
+    assert (
+        type(module).__name__ == "LandmarkModule" and type(module.objective).__name__ == "LandmarkObjective"
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,81 @@
+"""Resuming a run (`ckpt_path=`): the checkpoint it names, checked against the new run's config. A resumed
+run must share its network, objective, optimiser and data with the run that wrote the checkpoint, and,
+under a schedule planned over the whole run (one-cycle), its number of optimiser steps."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from .callbacks import (
+    RUN_CONFIG_KEY,
+)
+from .checkpoints import (
+    CheckpointError,
+    differences,
+    load_checkpoint,
+    resolve_ckpt_path,
+    run_directory,
+)
+
+log = logging.getLogger(__name__)
+
+# What a resumed run must share with the run that wrote the checkpoint.
+RESUME_MUST_MATCH = [
+    "model._target_",
+    "model.net",
+    "model.objective",
+    "model.optimizer._target_",  # another optimiser's state does not load (a new lr may)
+    "data.name",
+    "data.scheme",
+    "data.image_size",
+]
+
+
+# What sets the number of optimiser steps: a schedule planned over the whole run (one-cycle's
+# total_steps) cannot continue past the end it was planned for, nor be stretched, once under way.
+STEP_SETTINGS = [
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.limit_train_batches",
+    "trainer.accumulate_grad_batches",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "data.batch_size",
+]
+
+
+def resume_checkpoint(cfg: DictConfig) -> Path | None:
+    """The checkpoint `ckpt_path` names, checked against this run's config; the run continues in the
+    checkpoint's run directory (so its best checkpoint stays tracked)."""
+    path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir, cfg.paths.log_dir)
+    if path is None:
+        return None
+    checkpoint = load_checkpoint(path)
+    stored = checkpoint.get(RUN_CONFIG_KEY)
+    if not isinstance(stored, dict):
+        raise CheckpointError(
+            f"ckpt_path={path} holds no run config; pass a checkpoint of an odn-lightning run"
+        )
+    changed = differences(stored, OmegaConf.to_container(cfg, resolve=True), RESUME_MUST_MATCH)
+    if changed:
+        raise CheckpointError(
+            f"ckpt_path={path} belongs to another setup ({'; '.join(changed[:4])}); resume it with the "
+            "command that started it, or start a new run without ckpt_path"
+        )
+    planned = [scheduler.get("total_steps") for scheduler in checkpoint.get("lr_schedulers") or []]
+    changed = differences(stored, OmegaConf.to_container(cfg, resolve=True), STEP_SETTINGS)
+    if any(planned) and changed:
+        raise CheckpointError(
+            f"ckpt_path={path}: its schedule was planned for {planned[0]} optimiser steps, and this run "
+            f"changes the step count ({'; '.join(changed[:3])}); resume with the settings it was "
+            "started with, or start a new run (without ckpt_path) with the new ones"
+        )
+    run_dir = run_directory(path)
+    if run_dir is not None and run_dir.resolve() != Path(cfg.paths.output_dir).resolve():
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(run_dir)
+    log.info(f"resuming {path} (epoch {checkpoint.get('epoch')}, step {checkpoint.get('global_step')})")
+    return path
