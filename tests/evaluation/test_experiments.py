@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from odn_lightning.evaluation.ablation_table import TABLE4_ROWS, collect, read_sweep
 from odn_lightning.evaluation.report_files import write_predictions
 
-from ..helpers.cli import run_cli
+from ..helpers.cli import run_cli, user_error_in_process
 from ..helpers.configs import TINY, compose_config
 from ..models.test_table4_configs import TABLE4
 
@@ -174,10 +174,13 @@ def test_collector_reports_done_failed_and_missing_variants(tmp_path):
     assert "done 2, failed 1, missing 5" in written and table in written
 
 
-def test_collector_names_a_missing_sweep(tmp_path):
-    result = run_cli("odn_lightning.table4", f"paths.log_dir={tmp_path}")
-    assert result.returncode != 0
-    assert "make ablation DATA=synthetic" in result.stderr.strip().splitlines()[-1]
+def test_collector_names_a_missing_sweep(tmp_path, capsys):
+    # In process (the sweep test below starts the program itself).
+    from odn_lightning.table4 import main_task
+
+    cfg = compose_config("table4", [f"paths.log_dir={tmp_path}"], tmp_path / "run")
+    code, lines = user_error_in_process(main_task, cfg, capsys)
+    assert code != 0 and "make ablation DATA=synthetic" in lines[-1]
 
 
 # ------------------------------------------------------------------------------------- sweeps

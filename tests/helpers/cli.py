@@ -1,20 +1,77 @@
-"""The entry points as a user runs them: a subprocess, its exit code, stdout and stderr."""
+"""The entry points as a user runs them: a process of their own, its exit code, stdout and stderr.
+
+`run_cli` starts `python -m MODULE ARGS` as a child of a fork server that has imported the suite,
+Lightning and torch once (`multiprocessing`'s forkserver, preloaded): each command is still a separate
+process, run as `__main__` by `runpy` as `python -m` runs it, with its own exit code, signals and output,
+but without the 5-7 s of imports a new interpreter pays (about 20 of the suite's commands start so).
+The server never runs torch itself, so forking from it is safe. `fresh=True`, or an `env` change (a
+library may read it at import), starts a new interpreter instead, as a user's shell does.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import runpy
 import subprocess
 import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+# Imported once by the fork server: what the commands the tests start import anyway.
+PRELOADED = ["odn_lightning.train", "odn_lightning.eval", "odn_lightning.predict", "odn_lightning.export"]
+_SERVER = multiprocessing.get_context("forkserver")
+_SERVER.set_forkserver_preload(PRELOADED)
+TIMEOUT_S = 300
 
 
-def run_cli(module: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
+def _run_module(module: str, args: list[str], stdout: str, stderr: str) -> None:
+    """In the forked child: fds 1 and 2 into the files, then the module as `python -m` runs it."""
+    for fd, path in ((1, stdout), (2, stderr)):
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(target, fd)
+        os.close(target)
+    sys.stdout = open(1, "w", encoding="utf-8", errors="replace", closefd=False, buffering=1)  # noqa: SIM115
+    sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False, buffering=1)  # noqa: SIM115
+    sys.argv = [module, *args]
+    code = 0
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        if not isinstance(done.code, int) and done.code is not None:
+            print(done.code, file=sys.stderr)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def run_cli(
+    module: str, *args: str, env: dict | None = None, fresh: bool = False
+) -> subprocess.CompletedProcess:
+    if fresh or env:
+        return subprocess.run(
+            [sys.executable, "-m", module, *args],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            env={**os.environ, **(env or {})},
+        )
+    with tempfile.TemporaryDirectory(prefix="cli-") as folder:
+        out, err = Path(folder, "stdout"), Path(folder, "stderr")
+        child = _SERVER.Process(target=_run_module, args=(module, list(args), str(out), str(err)))
+        child.start()
+        child.join(TIMEOUT_S)
+        if child.is_alive():
+            child.kill()
+            child.join()
+            raise subprocess.TimeoutExpired([module, *args], TIMEOUT_S)
+        read = lambda path: path.read_text(errors="replace") if path.exists() else ""  # noqa: E731
+        return subprocess.CompletedProcess([module, *args], child.exitcode, read(out), read(err))
 
 
 def user_error_in_process(task, cfg, capsys) -> tuple[int, list[str]]:
