@@ -115,9 +115,15 @@ def test_killed_then_resumed_equals_uninterrupted(
     assert not (run_dir / "metrics.json").exists()
 
     # The same command with ckpt_path=last, from a new Hydra run directory: the run continues in its own.
+    csv = run_dir / "csv" / "metrics.csv"
+    before = csv.read_text() if csv.is_file() else None
     with caplog.at_level(logging.INFO, logger="odn_lightning"):
         train_in_process(runs / "second", synthetic_root, every, "ckpt_path=last")
     assert f"resuming {run_dir / 'checkpoints' / 'last.ckpt'}" in caplog.text
+    # The rows logged before the kill are kept (Lightning's CSV logger starts metrics.csv afresh).
+    kept = run_dir / "csv" / f"metrics_until_step{saved['global_step']}.csv"
+    assert (kept.read_text() if kept.is_file() else None) == before
+    assert "train/loss" in csv.read_text()
     assert metrics_of(run_dir) == metrics_of(uninterrupted)
     assert len(list((run_dir / "checkpoints").glob("best-*.ckpt"))) == 1
 
@@ -167,3 +173,20 @@ def test_a_resume_that_changes_the_step_count_is_refused_in_one_line(
     key = change.split("=")[0]
     assert f"its schedule was planned for {EPOCHS * STEPS_PER_EPOCH} optimiser steps" in lines[-1]
     assert f"{key}:" in lines[-1] and not any("Traceback" in line for line in lines)
+
+
+def test_a_resume_keeps_the_csv_rows_logged_before_it(tmp_path):
+    """Lightning's CSV logger deletes the metrics.csv it finds in its folder; a resumed run continues in
+    the same folder, so the earlier rows are moved aside first, whole."""
+    from omegaconf import OmegaConf
+
+    from odn_lightning.training.resume import set_aside_csv_metrics
+
+    cfg = OmegaConf.create({"logger": {"csv": {"save_dir": str(tmp_path), "name": "csv", "version": ""}}})
+    assert set_aside_csv_metrics(cfg, 7) is None  # nothing logged yet: nothing to keep
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "csv" / "metrics.csv").write_text("epoch,step,train/loss\n0,4,0.5\n")
+    kept = set_aside_csv_metrics(cfg, 7)
+    assert kept == tmp_path / "csv" / "metrics_until_step7.csv"
+    assert kept.read_text() == "epoch,step,train/loss\n0,4,0.5\n"
+    assert not (tmp_path / "csv" / "metrics.csv").exists()

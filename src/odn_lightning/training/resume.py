@@ -1,6 +1,8 @@
 """Resuming a run (`ckpt_path=`): the checkpoint it names, checked against the new run's config. A resumed
 run must share its network, objective, optimiser and data with the run that wrote the checkpoint, and,
-under a schedule planned over the whole run (one-cycle), its number of optimiser steps."""
+under a schedule planned over the whole run (one-cycle), its number of optimiser steps. The CSV logger
+starts its metrics.csv afresh in the run's folder (Lightning deletes the one there): the rows logged
+before the resume are kept beside it first (`set_aside_csv_metrics`)."""
 
 from __future__ import annotations
 
@@ -9,16 +11,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from .callbacks import (
-    RUN_CONFIG_KEY,
-)
-from .checkpoints import (
-    CheckpointError,
-    differences,
-    load_checkpoint,
-    resolve_ckpt_path,
-    run_directory,
-)
+from .callbacks import RUN_CONFIG_KEY
+from .checkpoints import CheckpointError, differences, load_checkpoint, resolve_ckpt_path, run_directory
 
 log = logging.getLogger(__name__)
 
@@ -78,4 +72,20 @@ def resume_checkpoint(cfg: DictConfig) -> Path | None:
         with open_dict(cfg):
             cfg.paths.output_dir = str(run_dir)
     log.info(f"resuming {path} (epoch {checkpoint.get('epoch')}, step {checkpoint.get('global_step')})")
+    set_aside_csv_metrics(cfg, int(checkpoint.get("global_step") or 0))
     return path
+
+
+def set_aside_csv_metrics(cfg: DictConfig, step: int) -> Path | None:
+    """The run's csv/metrics.csv, moved to metrics_until_step<step>.csv before the CSV logger of the
+    resumed run deletes it; returns where it went (None without one)."""
+    csv = OmegaConf.select(cfg, "logger.csv")
+    if csv is None or not csv.get("save_dir"):
+        return None
+    metrics = Path(csv.save_dir, csv.get("name") or "", str(csv.get("version") or ""), "metrics.csv")
+    if not metrics.is_file():
+        return None
+    kept = metrics.with_name(f"metrics_until_step{step}.csv")
+    metrics.replace(kept)
+    log.info(f"the metrics logged before the resume: {kept}")
+    return kept
