@@ -59,7 +59,7 @@ def test_eval_with_explicit_data_uses_the_trained_crop_size(train_config, tmp_pa
 
 @pytest.mark.slow
 def test_overfitting_a_few_batches_drives_the_loss_down(train_config):
-    cfg = train_config("debug=overfit", "trainer.max_epochs=40", "callbacks=none", "test=false")
+    cfg = train_config("debug=overfit", "trainer.max_epochs=15", "callbacks=none", "test=false")
     from hydra.utils import instantiate
 
     from odn_lightning.runs import instantiate_each
@@ -76,7 +76,7 @@ def test_overfitting_a_few_batches_drives_the_loss_down(train_config):
     recorder = type("Recorder", (Record, Callback), {})()
     trainer = instantiate(cfg.trainer, callbacks=[recorder], logger=instantiate_each(cfg.logger))
     trainer.fit(model, datamodule=datamodule)
-    assert losses[-1] < 0.1 * losses[0], losses
+    assert losses[-1] < 0.05 * losses[0], losses  # seeded: about 26 -> 0.38 in 15 epochs
 
 
 @pytest.mark.slow
