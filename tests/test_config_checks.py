@@ -126,5 +126,5 @@ def test_train_refuses_a_bad_value_in_one_line(tmp_path, capsys):
         "extras.print_config=false",
         "trainer.accelerator=cpu",
     ]
-    code, lines = user_error_in_process(train, compose_config("train", overrides, tmp_path / "run"), capsys)
+    code, lines = user_error_in_process(capsys, train, compose_config("train", overrides, tmp_path / "run"))
     assert code != 0 and lines[-1].startswith("error: data.batch_size=abc"), lines

@@ -4,10 +4,10 @@ ckpt_path=PATH input=PATH|CAMERA_INDEX` (or `odn-predict`, `make predict`).
 A face detector (`detector=hog|haar|boxes|none`, conf/detector/) finds the faces, each face is cropped
 as the checkpoint's training crops were, the network runs in batches (eager PyTorch, or ONNX Runtime
 with `runtime=onnx`) and its points are mapped back to image pixels, with each point's calibrated
-occlusion probability where the network has an occlusion output (the distillation module's P, or the
-visibility head) and a calibration. What is written: `odn_lightning.inference.outputs`.
-A folder or video never stops on one file or frame: what was skipped, and why, is listed at the end
-and in `skipped.csv`. The run fails (exit 1) only when no face was found at all.
+occlusion probability where the network has an occlusion output (P, or the visibility head) and a
+calibration (`inference.outputs` says what is written). A folder or video never stops on one file or
+frame: what was skipped, and why, is listed at the end and in `skipped.csv`. The run fails (exit 1)
+only when no face was found at all.
 """
 
 from __future__ import annotations
@@ -54,10 +54,8 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         max_faces=cfg.max_faces,
         calibration=occlusion_calibration(metadata),
     )
-    has_occlusion = runtime.has_occlusion_map or runtime.has_occlusion_logit
-    if has_occlusion and predictor.calibration is None:
+    if (runtime.has_occlusion_map or runtime.has_occlusion_logit) and predictor.calibration is None:
         print(UNCALIBRATED_LINE, flush=True)
-    scheme = scheme_from_declaration(metadata["scheme"])
     output_dir = Path(cfg.paths.output_dir)
     outputs = PredictionOutputs(
         output_dir,
@@ -71,7 +69,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
                 runtime.has_occlusion_map, predictor.calibration is not None, runtime.has_occlusion_logit
             ),
         },
-        num_landmarks=scheme.num_landmarks,
+        num_landmarks=scheme_from_declaration(metadata["scheme"]).num_landmarks,
         no_face_reason=no_face_reason(detector),
         has_occlusion=predictor.calibration is not None,
         relative_to=media.root,
@@ -85,22 +83,24 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     written, interrupted = outputs.write_all(
         predictor.predict_frames(media), len(media) or None, media.kind, show_progress=bool(cfg.progress)
     )
-    seconds = time.perf_counter() - started
     summary = {
         "faces": len(outputs.faces),
         "images or frames read": outputs.frames,
         "skipped": len(outputs.skipped),
-        "seconds": round(seconds, 2),
+        "seconds": round(time.perf_counter() - started, 2),
         **predictor.timings(),
     }
-    files = {name: str(path) for name, path in written.items()}
-    model = {
-        "checkpoint": str(cfg.ckpt_path or cfg.onnx_path),
-        "detector": detector.name,
-        "runtime": runtime.name,
-    }
     runs.write_run_record(
-        output_dir, {"run_dir": str(output_dir), "input": str(cfg.input), **model, **summary, "files": files}
+        output_dir,
+        {
+            "run_dir": str(output_dir),
+            "input": str(cfg.input),
+            "checkpoint": str(cfg.ckpt_path or cfg.onnx_path),
+            "detector": detector.name,
+            "runtime": runtime.name,
+            **summary,
+            "files": {name: str(path) for name, path in written.items()},
+        },
     )
     _print_summary(outputs, summary, written, interrupted)
     if not outputs.faces:

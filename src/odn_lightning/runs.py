@@ -214,11 +214,19 @@ def config_files(cfg: DictConfig) -> list[str]:
             files.append(
                 f"{Path(hydra.runtime.output_dir) / hydra.output_subdir / 'config.yaml'} (as composed)"
             )
-    csv = OmegaConf.select(cfg, "logger.csv")
-    if csv is not None and csv.get("save_dir"):
-        hparams = Path(csv.save_dir, csv.get("name") or "", str(csv.get("version") or ""), "hparams.yaml")
-        files.append(f"{hparams} (resolved, flat)")
+    csv = csv_log_dir(cfg)
+    if csv is not None:
+        files.append(f"{csv / 'hparams.yaml'} (resolved, flat)")
     return files
+
+
+def csv_log_dir(cfg: DictConfig) -> Path | None:
+    """The CSV logger's folder, `<save_dir>/<name>/<version>` as Lightning's CSVLogger joins them;
+    None without a CSV logger."""
+    csv = OmegaConf.select(cfg, "logger.csv")
+    if csv is None or not csv.get("save_dir"):
+        return None
+    return Path(csv.save_dir, csv.get("name") or "", str(csv.get("version") or ""))
 
 
 def apply_extras(cfg: DictConfig) -> None:

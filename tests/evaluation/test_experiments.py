@@ -179,7 +179,7 @@ def test_collector_names_a_missing_sweep(tmp_path, capsys):
     from odn_lightning.table4 import main_task
 
     cfg = compose_config("table4", [f"paths.log_dir={tmp_path}"], tmp_path / "run")
-    code, lines = user_error_in_process(main_task, cfg, capsys)
+    code, lines = user_error_in_process(capsys, main_task, cfg)
     assert code != 0 and "make ablation DATA=synthetic" in lines[-1]
 
 

@@ -39,9 +39,11 @@ def _run_module(module: str, args: list[str], stdout: str, stderr: str) -> None:
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-        if not isinstance(done.code, int) and done.code is not None:
+        if done.code is None or isinstance(done.code, int):
+            code = done.code or 0
+        else:  # sys.exit("message"), as the interpreter does: the message, exit code 1
             print(done.code, file=sys.stderr)
+            code = 1
     except BaseException:
         traceback.print_exc()
         code = 1
@@ -70,13 +72,13 @@ def run_cli(
             child.kill()
             child.join()
             raise subprocess.TimeoutExpired([module, *args], TIMEOUT_S)
-        read = lambda path: path.read_text(errors="replace") if path.exists() else ""  # noqa: E731
-        return subprocess.CompletedProcess([module, *args], child.exitcode, read(out), read(err))
+        stdout, stderr = (path.read_text(errors="replace") if path.exists() else "" for path in (out, err))
+        return subprocess.CompletedProcess([module, *args], child.exitcode, stdout, stderr)
 
 
-def user_error_in_process(task, cfg, capsys) -> tuple[int, list[str]]:
-    """An entry point's task run in this process through its own error handling, as `main` runs it:
-    its exit code and the lines it wrote to stderr. For what the process boundary does not change (the
+def user_error_in_process(capsys, task, *args) -> tuple[int, list[str]]:
+    """An entry point's task run on `args` in this process through its own error handling, as `main`
+    runs it: its exit code and the lines it wrote to stderr. For what the process boundary does not change (the
     one-line message and its code); a subprocess costs seconds of imports per call."""
     import pytest
 
@@ -84,5 +86,5 @@ def user_error_in_process(task, cfg, capsys) -> tuple[int, list[str]]:
 
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
-        runs.run_reporting_user_errors(task, cfg)
+        runs.run_reporting_user_errors(task, *args)
     return exit_info.value.code, capsys.readouterr().err.strip().splitlines()

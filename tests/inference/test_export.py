@@ -34,7 +34,7 @@ from odn_lightning.inference.verification import verify_export
 from odn_lightning.models import ODN
 from odn_lightning.schemes import get_scheme
 
-from ..helpers.cli import run_cli
+from ..helpers.cli import run_cli, user_error_in_process
 from ..helpers.configs import compose_config
 from ..helpers.folders import passing_folder
 
@@ -365,7 +365,6 @@ def test_export_writes_model_and_metadata(trained_run, tmp_path, capsys, fmt, su
 @pytest.mark.slow
 def test_export_refuses_a_bad_format_and_a_corrupt_checkpoint_in_one_line(tmp_path, capsys):
     """In process, through the entry point's own error handling (the CLI test above starts the program)."""
-    from odn_lightning import runs
     from odn_lightning.export import export
 
     corrupt = tmp_path / "corrupt.ckpt"
@@ -378,10 +377,7 @@ def test_export_refuses_a_bad_format_and_a_corrupt_checkpoint_in_one_line(tmp_pa
         ([f"ckpt_path={corrupt}"], f"error: ckpt_path={corrupt} is not a readable checkpoint"),
         ([], "error: no checkpoint given"),
     ):
-        cfg = compose_config("export", args, tmp_path / "out")
-        with pytest.raises(SystemExit) as exit_info:
-            runs.run_reporting_user_errors(export, cfg)
-        assert exit_info.value.code == 1
-        err = capsys.readouterr().err.strip().splitlines()
+        code, err = user_error_in_process(capsys, export, compose_config("export", args, tmp_path / "out"))
+        assert code == 1
         assert err and err[-1].startswith(start), err
     assert not list((tmp_path / "out").glob("*.onnx"))

@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 import pytest
 
-from odn_lightning import runs
 from odn_lightning.crop import face_box
 from odn_lightning.data.formats.w300 import read_pts, read_pts_folder
 from odn_lightning.evaluation.report_files import point_columns, probability_columns
@@ -22,7 +21,7 @@ from odn_lightning.inference.pipeline import LandmarkPredictor
 from odn_lightning.inference.runtimes import EagerRuntime
 from odn_lightning.predict import predict
 
-from ..helpers.cli import run_cli
+from ..helpers.cli import run_cli, user_error_in_process
 from ..helpers.configs import compose_config
 
 PHOTOS = Path(__file__).resolve().parents[1] / "assets" / "photos"
@@ -216,11 +215,8 @@ def test_bad_input_fails_in_one_line(tmp_path, checkpoint, capsys, arguments, ex
     arguments = [a.split("=")[0] + "=" + values.get(a.split("=")[1], a.split("=")[1]) for a in arguments]
     if not any(a.startswith("ckpt_path=") for a in arguments):
         arguments.append(f"ckpt_path={checkpoint}")
-    cfg = predict_config(tmp_path, *arguments)
-    with pytest.raises(SystemExit) as exit_info:
-        runs.run_reporting_user_errors(predict, cfg)
-    assert exit_info.value.code == 1
-    lines = capsys.readouterr().err.strip().splitlines()
+    code, lines = user_error_in_process(capsys, predict, predict_config(tmp_path, *arguments))
+    assert code == 1
     assert lines and lines[-1].startswith("error: ") and expected in lines[-1], lines
     # The advice is predict's own: no option predict refuses (data.on_bad_sample belongs to training).
     assert "data." not in lines[-1], lines

@@ -15,14 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from odn_lightning import runs
 from odn_lightning.eval import evaluate
 from odn_lightning.train import train
 from odn_lightning.training.callbacks import RUN_CONFIG_KEY
 from odn_lightning.training.checkpoints import AtomicCheckpointIO, CheckpointError, CheckpointWriteError
 from odn_lightning.training.module import NonFiniteError
 
-from ..helpers.cli import run_cli
+from ..helpers.cli import run_cli, user_error_in_process
 from ..helpers.configs import LIMITS, compose_config
 from .test_resume import fault
 
@@ -124,11 +123,11 @@ def test_eval_cli_refuses_without_checkpoint_or_with_a_corrupt_one(tmp_path, cap
         ([], "error: no checkpoint given: pass ckpt_path="),
         ([f"ckpt_path={tmp_path / 'missing.ckpt'}"], "error: ckpt_path="),
     ):
-        cfg = compose_config("eval", args, tmp_path / "eval")
-        with pytest.raises(SystemExit) as exit_info:
-            runs.run_reporting_user_errors(evaluate, cfg, args)
-        assert exit_info.value.code == 1
-        assert capsys.readouterr().err.strip().splitlines()[-1].startswith(start)
+        code, lines = user_error_in_process(
+            capsys, evaluate, compose_config("eval", args, tmp_path / "eval"), args
+        )
+        assert code == 1
+        assert lines[-1].startswith(start)
 
 
 def test_eval_takes_overrides_of_the_stored_data_config(last_ckpt, tmp_path):

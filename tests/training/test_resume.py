@@ -167,7 +167,7 @@ def test_a_resume_that_changes_the_step_count_is_refused_in_one_line(
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     checkpoint.write_bytes((uninterrupted / "checkpoints" / "last.ckpt").read_bytes())
     overrides = [*RUN, f"data.root={synthetic_root}", f"paths.log_dir={logs}", "ckpt_path=last", change]
-    code, lines = user_error_in_process(train, compose_config("train", overrides, run_dir), capsys)
+    code, lines = user_error_in_process(capsys, train, compose_config("train", overrides, run_dir))
     assert code == 1
     assert len([line for line in lines if line.startswith("error:")]) == 1
     key = change.split("=")[0]

@@ -149,7 +149,7 @@ def test_missing_data_root_is_one_line_naming_the_path(tmp_path, capsys):
     missing = tmp_path / "no_such_300W"
     overrides = ["data=w300", f"data.root={missing}", f"paths.log_dir={tmp_path}"]
     code, last_lines = user_error_in_process(
-        train, compose_config("train", overrides, tmp_path / "run"), capsys
+        capsys, train, compose_config("train", overrides, tmp_path / "run")
     )
     assert code != 0
     assert last_lines[-1].startswith(f"error: data.root={missing} does not exist")

@@ -26,14 +26,8 @@ from .formats.w300 import IMAGE_SUFFIXES, mask_path_for, occlusion_path, write_o
 from .records import FaceRecord
 
 FORMATS = ("pts", "csv")
-
-
 IMAGE_MODES = ("link", "copy")
-
-
 SCHEME_FILE = "scheme.yaml"
-
-
 CSV_IMAGES = "images"
 
 
@@ -255,8 +249,14 @@ def write_dataset(
     if layout == "pts":
         sources = "{" + ", ".join(f"{split}: [{split}]" for split in splits) + "}"
     else:
-        csv = "{{reader: landmarks_csv, csv_file: {split}.csv, image_root: " + CSV_IMAGES + "}}"
-        sources = "{" + ", ".join(f"{split}: [" + csv.format(split=split) + "]" for split in splits) + "}"
+        sources = (
+            "{"
+            + ", ".join(
+                f"{split}: [{{reader: landmarks_csv, csv_file: {split}.csv, image_root: {CSV_IMAGES}}}]"
+                for split in splits
+            )
+            + "}"
+        )
     return (
         counts,
         lines,

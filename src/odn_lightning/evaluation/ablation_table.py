@@ -29,12 +29,8 @@ from .report_files import PREDICTIONS_FILE, overlay_ced, read_predictions
 # Table 4's rows, in the paper's order: the model choice (conf/model/<name>.yaml) -> the paper's label.
 # Cells of the other rows are compared with this row's (over seeds: `beyond_noise`).
 REFERENCE = "brnet"
-
-
 # The experiment `make ablation` runs: its sweeps are Table 4's, so a variant without a job is MISSING.
 ABLATION_EXPERIMENT = "ablation"
-
-
 TABLE4_ROWS = {
     # The classical anchor, not in the paper's Table 4: dlib's ERT (`python -m odn_lightning.ert`,
     # run into the sweep as its `ert` folder by `make ablation`).

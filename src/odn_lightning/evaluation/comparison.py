@@ -15,10 +15,7 @@ import numpy as np
 from ..atomic import atomic_write_text, shown
 from .metrics import threshold_suffix
 from .plots import plot_ced
-from .recorded_runs import (
-    RunGroup,
-    common_settings,
-)
+from .recorded_runs import RunGroup, common_settings
 from .report_files import PREDICTIONS_FILE, read_predictions
 
 COMPARISON_FILE = "compare.md"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ..runs import csv_log_dir
 from .callbacks import RUN_CONFIG_KEY
 from .checkpoints import CheckpointError, differences, load_checkpoint, resolve_ckpt_path, run_directory
 
@@ -26,7 +27,6 @@ RESUME_MUST_MATCH = [
     "data.scheme",
     "data.image_size",
 ]
-
 
 # What sets the number of optimiser steps: a schedule planned over the whole run (one-cycle's
 # total_steps) cannot continue past the end it was planned for, nor be stretched, once under way.
@@ -79,11 +79,9 @@ def resume_checkpoint(cfg: DictConfig) -> Path | None:
 def set_aside_csv_metrics(cfg: DictConfig, step: int) -> Path | None:
     """The run's csv/metrics.csv, moved to metrics_until_step<step>.csv before the CSV logger of the
     resumed run deletes it; returns where it went (None without one)."""
-    csv = OmegaConf.select(cfg, "logger.csv")
-    if csv is None or not csv.get("save_dir"):
-        return None
-    metrics = Path(csv.save_dir, csv.get("name") or "", str(csv.get("version") or ""), "metrics.csv")
-    if not metrics.is_file():
+    folder = csv_log_dir(cfg)
+    metrics = None if folder is None else folder / "metrics.csv"
+    if metrics is None or not metrics.is_file():
         return None
     kept = metrics.with_name(f"metrics_until_step{step}.csv")
     metrics.replace(kept)
