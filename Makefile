@@ -44,9 +44,18 @@ SEED_ARG = $(if $(filter 1,$(SEEDS)),,seed=$(shell seq -s, 0 $$(( $(SEEDS) - 1 )
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
+# uv installs the suite's 3.5 GB of wheels (torch's CUDA build) about five times faster than pip
+# (measured on 2 cores: 20-30 s against 1 min 56 s); it is pip-installed into the venv first. uv reads
+# UV_* settings, not pip's: `make install INSTALLER=pip` installs with pip and your pip configuration.
+INSTALLER ?= uv
+INSTALL_uv := $(PY) -m pip install --quiet --disable-pip-version-check uv && \
+	$(VENV)/bin/uv pip install --quiet --python $(PY)
+INSTALL_pip := $(PY) -m pip install --quiet --disable-pip-version-check
+
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@test -n "$(INSTALL_$(INSTALLER))" || { echo "error: INSTALLER=$(INSTALLER): choose uv or pip"; exit 2; }
+	$(INSTALL_$(INSTALLER)) -e ".[dev]"
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the suite with its dev tools (quick when nothing changed)
@@ -68,7 +77,7 @@ predict: install ## Landmarks on your photos, folder, video or camera: make pred
 	$(PY) -m odn_lightning.predict ckpt_path=$(CKPT) input=$(INPUT) annotate=true $(ARGS)
 
 test: install ## Run the test suite on every core, the ten slowest listed (CPU only, about 6 minutes on 2 cores)
-	$(PY) -m pytest -n auto --dist worksteal -q --durations=10 $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto --dist loadgroup -q --durations=10 $(PYTEST_ARGS)
 
 lint: install ## Static checks (ruff)
 	$(VENV)/bin/ruff check src tests

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from omegaconf import DictConfig
 
 from .helpers.configs import LIMITS, TINY, compose_config
+from .helpers.folders import built_once
 
 os.environ.setdefault("WANDB_MODE", "offline")
 # Under pytest-xdist each of the workers (one per core) gets one thread, as do the commands its tests
@@ -26,11 +28,11 @@ def synthetic_root(tmp_path_factory) -> Path:
     """A tiny synthetic dataset shared by the tests (the splits of TINY; generated once, ~1 s)."""
     from odn_lightning.data.synthetic import ensure_synthetic
 
-    root = tmp_path_factory.mktemp("synthetic")
-    ensure_synthetic(
-        root, {"train": 24, "val": 8, "common": 8, "challenging": 4}, seed=0, image_size=128, progress=False
-    )
-    return root
+    def build(root: Path) -> None:
+        splits = {"train": 24, "val": 8, "common": 8, "challenging": 4}
+        ensure_synthetic(root, splits, seed=0, image_size=128, progress=False)
+
+    return built_once(tmp_path_factory, "synthetic", build)
 
 
 @pytest.fixture
@@ -50,14 +52,43 @@ def trained_run(tmp_path_factory, synthetic_root) -> Path:
     report and notebook tests."""
     from odn_lightning.train import train
 
-    tmp = tmp_path_factory.mktemp("report")
-    overrides = [*TINY, *LIMITS, f"data.root={synthetic_root}", f"paths.log_dir={tmp / 'logs'}"]
-    train(compose_config("train", overrides, tmp / "run"))
-    return tmp / "run"
+    def build(folder: Path) -> None:
+        overrides = [*TINY, *LIMITS, f"data.root={synthetic_root}", f"paths.log_dir={folder / 'logs'}"]
+        train(compose_config("train", overrides, folder / "run"))
+
+    return built_once(tmp_path_factory, "trained_run", build) / "run"
+
+
+# Test modules with a module-scoped fixture (a training run, an export: seconds each to build).
+MODULE_FIXTURE = re.compile(r"@pytest\.fixture\(\s*scope=\"module\"")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`make test` (`--dist loadgroup`): each test module with a module-scoped fixture goes to one
+    worker whole, which builds the fixture once instead of once per worker; every other test is dealt
+    out on its own. Done here because xdist's own loadgroup no longer groups under pytest 9.2 (the
+    group it appends to the node id is ignored: pytest-dev/pytest-xdist#1386)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    tests = Path(__file__).parent
+    sharing = {
+        path.relative_to(tests.parent).as_posix()
+        for path in tests.rglob("test_*.py")
+        if MODULE_FIXTURE.search(path.read_text())
+    }
+
+    class ModuleFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::")[0]
+            return module if module in sharing else nodeid
+
+    return ModuleFixtureScheduling(config, log)
 
 
 def pytest_collection_modifyitems(items):
     """The slow tests (a training process, several seconds each) first, in their order, then the rest:
-    the workers of `make test -n auto` then finish together on short tests rather than one waiting on
-    another's last long one."""
+    the workers of `make test` then finish together on short tests rather than one waiting on
+    another's last long one. (The scheduler puts the modules it keeps whole before both.)"""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
