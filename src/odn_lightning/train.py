@@ -57,10 +57,15 @@ def train(cfg: DictConfig) -> dict[str, float | None]:
     checkpoint = trainer.checkpoint_callback
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-    except SIGTERMException:
+    except SIGTERMException as stop:
         saved = getattr(checkpoint, "last_model_path", "") or "(no checkpoint callback: nothing)"
+        # Under DDP the workers say where they stopped; this process's trainer did not train.
+        epoch, step = (
+            getattr(stop, "epoch", trainer.current_epoch),
+            getattr(stop, "step", trainer.global_step),
+        )
         raise Preempted(
-            f"SIGTERM at epoch {trainer.current_epoch}, step {trainer.global_step}: saved {saved}; "
+            f"SIGTERM at epoch {epoch}, step {step}: saved {saved}; "
             "continue with the same command and ckpt_path=last"
         ) from None
     metrics = runs.scalar_metrics(trainer.callback_metrics)

@@ -80,44 +80,6 @@ def test_overfitting_a_few_batches_drives_the_loss_down(train_config):
 
 
 @pytest.mark.slow
-def test_ddp_cpu_fits_with_two_processes_and_tests_like_one(train_config, tmp_path):
-    limits = [*LIMITS[:3], "trainer.limit_test_batches=1.0"]  # every test face, split over 2 processes
-    metrics = train(train_config("trainer=ddp_cpu", *limits, "trainer.enable_progress_bar=false"))
-    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
-    (best,) = (tmp_path / "run" / "checkpoints").glob("best-*.ckpt")
-    single = evaluate(
-        compose_config("eval", [f"ckpt_path={best}", "trainer.enable_progress_bar=false"], tmp_path / "ev")
-    )
-    for split in ("common", "challenging", "full"):
-        for name in (
-            "nme",
-            "auc_08",
-            "fr_10",
-            "nme_occluded",
-            "occluder_auroc",
-            "occluder_auroc_face",
-            "face_auroc",
-            "landmark_occlusion_auroc",
-            "landmark_occlusion_precision",
-            "landmark_occlusion_recall",
-            "landmark_occlusion_recall_at_p80",
-            "landmark_occlusion_ap",
-        ):
-            key = f"test/{split}/{name}"
-            assert metrics[key] == pytest.approx(single[key], rel=1e-5, abs=1e-6), key
-    # Both processes' faces reach one predictions.csv, each face once.
-    rows = (tmp_path / "run" / "predictions.csv").read_text().splitlines()
-    assert len(rows) == 1 + 8 + 4 + 12
-    assert (metrics["test/full/faces"], metrics["test/full/faces_in_split"]) == (12, 12)
-    # One batch of 2 faces per process and split: 4 of common's 8 faces, counted over both processes
-    # and said to be a part.
-    overrides = ["trainer=ddp_cpu", "trainer.limit_test_batches=1", "data.eval_batch_size=2"]
-    cut = evaluate(compose_config("eval", [f"ckpt_path={best}", *overrides], tmp_path / "ev_cut"), overrides)
-    assert (cut["test/common/faces"], cut["test/common/faces_in_split"]) == (4, 8)
-    assert "common (4 of 8 faces)" in (tmp_path / "ev_cut" / "report.md").read_text()
-
-
-@pytest.mark.slow
 def test_cli_train_then_eval_reproduces(tmp_path, synthetic_root):
     run = tmp_path / "cli"
     common = [f"paths.log_dir={tmp_path}", *TINY]

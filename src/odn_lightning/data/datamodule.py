@@ -327,7 +327,9 @@ class LandmarkDataModule(L.LightningDataModule):
     def _train_sampler(self, size: int) -> EpochSampler:
         """The training order and augmentation seeds (`EpochSampler`); a resumed fit starts where its
         checkpoint left the epoch under way."""
-        sampler = EpochSampler(size, self.hparams.seed)
+        trainer = self.trainer  # under DDP, this process's share of each epoch
+        rank, replicas = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        sampler = EpochSampler(size, self.hparams.seed, rank=rank, replicas=replicas)
         if self._resume_at is not None:
             sampler.resume(*self._resume_at)
             self._resume_at = None
@@ -343,8 +345,8 @@ class LandmarkDataModule(L.LightningDataModule):
             return {"epoch": epochs.processed, "position": 0}
         # In an epoch: its processed batches (a checkpoint written in on_train_batch_end counts the
         # batch under way as done, as Lightning does when it restores one).
-        # Under DDP the order is dealt out face by face to the processes: every process's batches
-        # count (Lightning's DistributedSamplerWrapper shards this sampler's order).
+        # Under DDP the order is dealt out face by face to the processes (EpochSampler): every
+        # process's batches count.
         batches = trainer.fit_loop.epoch_loop.batch_progress.current.processed
         return {"epoch": epochs.processed, "position": batches * self.hparams.batch_size * trainer.world_size}
 

@@ -26,6 +26,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from .strategies import WorkersStoppedBySIGTERM
+
 LAST = "last"
 LAST_FILE = "last.ckpt"
 CHECKPOINT_DIR = "checkpoints"
@@ -163,6 +165,10 @@ class RunCheckpoint(ModelCheckpoint):
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
+        if isinstance(exception, WorkersStoppedBySIGTERM):
+            # DDP's launching process: the workers saved it; the model here never trained.
+            self.last_model_path = exception.last_checkpoint
+            return
         if isinstance(exception, SIGTERMException) and self.save_last:
             # Preempted: keep the batches of the epoch under way; the run exits non-zero after this.
             self._save_last_if_stale(trainer)

@@ -1,12 +1,26 @@
-"""Lightning strategies of the suite (conf/trainer/ddp_cpu.yaml names the one here)."""
+"""Lightning strategies of the suite (conf/trainer/ddp_cpu.yaml names the one here).
+
+`SpawnDDPStrategy` is Lightning's `ddp_spawn` made to stop cleanly. On SIGTERM (a scheduler preempting
+the job), sent to the launching process, to the workers or to all of them, the workers stop together
+before the same batch, save `last.ckpt` as a single process does, and exit; the launching process
+waits for them and raises SIGTERMException, so `train` exits 143 with its one line. Lightning alone
+left the workers training as orphans when the launching process got SIGTERM, and could hang when
+every process got it (its handler broadcasts from inside the signal handler, out of step with the
+collectives under way).
+"""
 
 from __future__ import annotations
 
 import atexit
-from typing import Any
+import signal
+from typing import Any, NamedTuple
 
+import torch
 import torch.distributed as dist
 from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
+from lightning.pytorch.trainer.call import _interrupt
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
 def destroy_process_group() -> None:
@@ -15,9 +29,72 @@ def destroy_process_group() -> None:
         dist.destroy_process_group()
 
 
+class StoppedWorkers(NamedTuple):
+    """What rank 0 hands the launching process when SIGTERM stopped the workers."""
+
+    epoch: int
+    step: int
+    last_checkpoint: str
+    trainer_results: None = None  # read by Lightning's launcher in place of a finished run's results
+
+
+class WorkersStoppedBySIGTERM(SIGTERMException):
+    """Raised in the launching process: SIGTERM stopped the DDP workers, which saved `last_checkpoint`
+    (the model of this process never trained, so nothing here saves)."""
+
+    def __init__(self, epoch: int, step: int, last_checkpoint: str) -> None:
+        super().__init__(f"SIGTERM stopped the workers at epoch {epoch}, step {step}")
+        self.epoch, self.step, self.last_checkpoint = epoch, step, last_checkpoint
+
+
+class StopOnSIGTERMLauncher(_MultiProcessingLauncher):
+    """Lightning's launcher for spawned workers, which passes SIGTERM on to them and waits for them."""
+
+    def launch(self, function: Any, *args: Any, trainer: Any = None, **kwargs: Any) -> Any:
+        self.stopped: StoppedWorkers | None = None
+        self.sigterm_received = False
+
+        def pass_on(signum: int, frame: Any) -> None:
+            self.sigterm_received = True
+            self.kill(signum)  # to every live worker; Lightning's launcher then joins them
+
+        previous = signal.signal(signal.SIGTERM, pass_on)
+        try:
+            results = super().launch(function, *args, trainer=trainer, **kwargs)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        if self.stopped is not None:
+            raise WorkersStoppedBySIGTERM(*self.stopped[:3])
+        if self.sigterm_received:  # after the workers' last training step: their run is whole
+            checkpoint = getattr(trainer, "checkpoint_callback", None)
+            last = getattr(checkpoint, "last_model_path", "") or ""
+            raise WorkersStoppedBySIGTERM(trainer.current_epoch, trainer.global_step, last)
+        return results
+
+    def _wrapping_function(self, process_idx: int, trainer: Any, *args: Any, **kwargs: Any) -> None:
+        return_queue = args[3]
+        try:
+            super()._wrapping_function(process_idx, trainer, *args, **kwargs)
+        except SIGTERMException as stop:
+            # Lightning runs the on_exception hooks (the checkpoint callback saves last.ckpt there) in
+            # the launching process only, whose model never trained: here they run in every worker,
+            # at the same step (the save waits on all of them), and the worker exits cleanly.
+            _interrupt(trainer, stop)
+            trainer._teardown()
+            if process_idx == 0:
+                last = getattr(trainer.checkpoint_callback, "last_model_path", "") or ""
+                return_queue.put(StoppedWorkers(trainer.current_epoch, trainer.global_step, last))
+
+    def _recover_results_in_main_process(self, worker_output: Any, trainer: Any) -> None:
+        if isinstance(worker_output, StoppedWorkers):
+            self.stopped = worker_output
+            return
+        super()._recover_results_in_main_process(worker_output, trainer)
+
+
 class SpawnDDPStrategy(DDPStrategy):
-    """Lightning's `ddp_spawn` (DDP in processes started by `spawn`), whose worker processes destroy
-    their process group as they exit.
+    """Lightning's `ddp_spawn` (DDP in processes started by `spawn`) that stops cleanly on SIGTERM (see
+    the module's docstring) and whose worker processes destroy their process group as they exit.
 
     Lightning destroys the process group at exit only for NCCL (`_init_dist_connection` in
     lightning/fabric/utilities/distributed.py, Lightning-AI/pytorch-lightning#19931). A gloo worker
@@ -30,6 +107,10 @@ class SpawnDDPStrategy(DDPStrategy):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(start_method="spawn", **kwargs)
+        self.stop_requested = False
+
+    def _configure_launcher(self) -> None:
+        self._launcher = StopOnSIGTERMLauncher(self, start_method=self._start_method)
 
     def setup_distributed(self) -> None:
         super().setup_distributed()
@@ -38,3 +119,37 @@ class SpawnDDPStrategy(DDPStrategy):
         # worker for gloo: it neither waits for nor needs the other process.
         atexit.unregister(destroy_process_group)  # once per process, though set up per stage
         atexit.register(destroy_process_group)
+
+    def _note_sigterm(self, signum: int, frame: Any) -> None:
+        # Only noted: the workers agree on it at the next training batch (a collective inside a
+        # signal handler would run out of step with the ones under way).
+        self.stop_requested = True
+
+    def _take_sigterm(self) -> None:
+        # In the worker, after Lightning's trainer has installed its own SIGTERM handler for the stage.
+        signal.signal(signal.SIGTERM, self._note_sigterm)
+
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        self._take_sigterm()
+
+    def on_validation_start(self) -> None:
+        super().on_validation_start()
+        self._take_sigterm()
+
+    def on_test_start(self) -> None:
+        super().on_test_start()
+        self._take_sigterm()
+
+    def on_predict_start(self) -> None:
+        super().on_predict_start()
+        self._take_sigterm()
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int, *args: Any) -> None:
+        super().on_train_batch_start(batch, batch_idx, *args)
+        # Every worker at the same point of every step: a SIGTERM that reached any of them stops all,
+        # before this batch (one small all-reduce per step, on gloo a CPU one).
+        requested = torch.tensor([int(self.stop_requested)], device=self.root_device)
+        dist.all_reduce(requested, op=dist.ReduceOp.MAX)
+        if requested.item():
+            raise SIGTERMException
