@@ -1,7 +1,7 @@
 """Landmarks on your own photos, folders, videos and camera: `python -m odn_lightning.predict
 ckpt_path=PATH input=PATH|CAMERA_INDEX` (or `odn-predict`, `make predict`).
 
-A face detector (`detector=hog|haar|boxes|none`, conf/detector/) finds the faces, each face is cropped
+A face detector (`detector=mmod|hog|haar|boxes|none`, conf/detector/) finds the faces, each face is cropped
 as the checkpoint's training crops were, the network runs in batches (eager PyTorch, or ONNX Runtime
 with `runtime=onnx`) and its points are mapped back to image pixels, with each point's calibrated
 occlusion probability where the network has an occlusion output (P, or the visibility head) and a

@@ -3,7 +3,7 @@
 Every detector returns `Detection`s, highest score first. `Detection.box` is in the convention the
 network's crop is cut around (`odn_lightning.crop.face_box`: the tight box [x0, y0, x1, y1] of the
 face's 68 landmarks, 0-based pixels with pixel centres on integers); `Detection.detector_box` is what
-the detector itself gave. Haar and HOG boxes are not the landmarks' box (each detector draws its own
+the detector itself gave. Haar, HOG and MMOD boxes are not the landmarks' box (each detector draws its own
 kind of square), so each maps its box by class-level constants measured on annotated photos
 (`experiments/detectors/measure.py`, table in `experiments/detectors/README.md`):
 
@@ -12,6 +12,7 @@ kind of square), so each maps its box by class-level constants measured on annot
 
 - `HaarDetector` (detector=haar): OpenCV's bundled Viola-Jones cascade, no download.
 - `HogDetector` (detector=hog): dlib's HOG + linear SVM frontal detector (package dlib-bin).
+- `MmodDetector` (detector=mmod, the default; in `mmod`): dlib's CNN detector.
 - `BoxesDetector` (detector=boxes): boxes read from a CSV or an earlier run's landmarks.json, used as given.
 - `WholeImageDetector` (detector=none): the image is the face crop already.
 """
