@@ -39,7 +39,7 @@ space := $(subst ,, )
 SEED_ARG = $(if $(filter 1,$(SEEDS)),,seed=$(shell seq -s, 0 $$(( $(SEEDS) - 1 ))))
 
 .PHONY: help install train eval test lint format data-synthetic data-check clean clean-all \
-	ablation mechanism table4 compare score figure4 predict export bench reproduce-300w reproduce-cofw reproduce-aflw
+	ablation mechanism table4 compare score figure4 predict export bench gpu-check reproduce-300w reproduce-cofw reproduce-aflw
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -123,6 +123,18 @@ figure4: install ## The paper's Figure 4: COFW-68 CEDs of runs beside the benchm
 
 bench: install ## Speed on this machine: train step per Table-4 row, nuclear norms, data path, inference -> logs/bench/runs/<time>/<device>.json|.md [ARGS="sections=[train] repeats=5 ..."]
 	$(PY) -m odn_lightning.bench $(ARGS)
+
+# make gpu-check: on a CUDA device, into experiments/bench (the committed record); DEVICE=cpu: the
+# CI-sized form (a few 64 px steps, bf16 only: fp16 AMP needs CUDA; compile by the eager backend),
+# into the run's own folder.
+DEVICE ?= cuda
+GPU_CHECK_ARGS_cuda := output_dir=experiments/bench
+GPU_CHECK_ARGS_cpu := steps=3 image_size=64 batch_size=4 num_workers=0 \
+	'synthetic_sizes={train: 24, val: 8, common: 8, challenging: 4}' \
+	'variants=[{precision: bf16-mixed, compile: null}, {precision: bf16-mixed, compile: {backend: eager}}]' \
+	'bench_overrides=["sections=[train,inference]","batch_size=2","image_size=64","repeats=1","warmup=0","train.rows=[brnet,odn]","train.term_shares=false"]'
+gpu-check: install ## The GPU check (CUDA, < 10 min): bench, 200 steps per precision/compile without host syncs, eval, export, ONNX Runtime vs eager -> experiments/bench/<gpu>-checks.json|.md; DEVICE=cpu: CI-sized
+	$(PY) -m odn_lightning.gpu_check device=$(DEVICE) $(GPU_CHECK_ARGS_$(DEVICE)) $(ARGS)
 
 reproduce-300w: install ## Tables 1-2, Fig. 3: ODN on 300W (common, challenging, full): ROOT=/path/to/300W
 	$(PY) -m odn_lightning.data_check data=w300 $(ROOT_ARG)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
@@ -96,3 +97,38 @@ class HyperparametersToLoggers(L.Callback):
             logger.log_hyperparams(hparams)
             if isinstance(logger, TensorBoardLogger):
                 write_tensorboard_hparams(logger, hparams, self.metrics)
+
+
+class SyncDebugGuard(L.Callback):
+    """On CUDA: every training step's forward, objective and backward run under
+    `torch.cuda.set_sync_debug_mode("error")`, so a host-device synchronisation there (a `.item()`, a
+    Python `if` on a tensor, a copy to the CPU) stops the run naming the operation. The optimizer step
+    is left out: fp16 AMP's GradScaler reads its inf check on the host by design (16-mixed). Counts
+    the guarded steps (`guarded_steps`); on a CPU, where there is no device to wait for, it guards
+    nothing and says so (`device`)."""
+
+    def __init__(self) -> None:
+        self.guarded_steps = 0
+        self.device = "cpu"
+
+    def _guarding(self, trainer: L.Trainer) -> bool:
+        return trainer.strategy.root_device.type == "cuda"
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        if self._guarding(trainer):
+            self.device = "cuda"
+            torch.cuda.set_sync_debug_mode("error")
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        if self._guarding(trainer) and torch.cuda.get_sync_debug_mode() != 0:
+            torch.cuda.set_sync_debug_mode("default")
+            self.guarded_steps += 1
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if self._guarding(trainer):
+            torch.cuda.set_sync_debug_mode("default")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        rank_zero_info(f"sync guard: {self.guarded_steps} training steps guarded on {self.device}")
