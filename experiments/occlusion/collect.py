@@ -7,7 +7,6 @@ of each test face, from its predictions.csv): the files summarise.py reads.
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 import sys
 from pathlib import Path
