@@ -3,10 +3,7 @@ project root the entry points write under from any directory."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -465,25 +462,21 @@ def test_a_command_started_elsewhere_writes_under_the_root(tmp_path):
     elsewhere, root = tmp_path / "elsewhere", tmp_path / "root"
     elsewhere.mkdir()
     # Unset, the repository is the root: shown without running anything (--cfg writes nothing).
-    env = {k: v for k, v in os.environ.items() if k != "ODN_ROOT"}
-    shown = subprocess.run(
-        [sys.executable, "-m", "odn_lightning.train", "--cfg", "job", "--resolve", "-p", "paths.log_dir"],
-        capture_output=True,
-        text=True,
+    # (ODN_ROOT is read when the command composes its config, not at import.)
+    shown = run_cli(
+        "odn_lightning.train",
+        *["--cfg", "job", "--resolve", "-p", "paths.log_dir"],
         cwd=elsewhere,
-        env=env,
-        timeout=300,
+        runtime_env={"ODN_ROOT": None},
     )
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert shown.stdout.strip().splitlines()[-1] == str(REPOSITORY / "logs")
     # With ODN_ROOT, data and logs go there.
-    result = subprocess.run(
-        [sys.executable, "-m", "odn_lightning.data_check", "data=synthetic", *TINY_SYNTHETIC],
-        capture_output=True,
-        text=True,
+    result = run_cli(
+        "odn_lightning.data_check",
+        *["data=synthetic", *TINY_SYNTHETIC],
         cwd=elsewhere,
-        env={**env, "ODN_ROOT": str(root)},
-        timeout=300,
+        runtime_env={"ODN_ROOT": str(root)},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (root / "data" / "synthetic" / "train").is_dir()

@@ -26,8 +26,18 @@ _SERVER.set_forkserver_preload(PRELOADED)
 TIMEOUT_S = 300
 
 
-def _run_module(module: str, args: list[str], stdout: str, stderr: str) -> None:
-    """In the forked child: fds 1 and 2 into the files, then the module as `python -m` runs it."""
+def _run_module(
+    module: str, args: list[str], stdout: str, stderr: str, cwd: str | None, runtime_env: dict
+) -> None:
+    """In the forked child: fds 1 and 2 into the files, the folder and variables asked for, then the
+    module as `python -m` runs it."""
+    if cwd is not None:
+        os.chdir(cwd)
+    for name, value in runtime_env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     for fd, path in ((1, stdout), (2, stderr)):
         target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         os.dup2(target, fd)
@@ -53,19 +63,41 @@ def _run_module(module: str, args: list[str], stdout: str, stderr: str) -> None:
 
 
 def run_cli(
-    module: str, *args: str, env: dict | None = None, fresh: bool = False
+    module: str,
+    *args: str,
+    env: dict | None = None,
+    fresh: bool = False,
+    cwd: str | Path | None = None,
+    runtime_env: dict[str, str | None] | None = None,
 ) -> subprocess.CompletedProcess:
+    """`env`: variables a library may read at import (a new interpreter); `runtime_env`: variables the
+    command reads when it runs, set (None: unset) in the forked child; `cwd`: the folder it starts in."""
     if fresh or env:
         return subprocess.run(
             [sys.executable, "-m", module, *args],
             capture_output=True,
             text=True,
             timeout=TIMEOUT_S,
-            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            env={
+                name: value
+                for name, value in {**os.environ, **(env or {}), **(runtime_env or {})}.items()
+                if value is not None
+            },
         )
     with tempfile.TemporaryDirectory(prefix="cli-") as folder:
         out, err = Path(folder, "stdout"), Path(folder, "stderr")
-        child = _SERVER.Process(target=_run_module, args=(module, list(args), str(out), str(err)))
+        child = _SERVER.Process(
+            target=_run_module,
+            args=(
+                module,
+                list(args),
+                str(out),
+                str(err),
+                None if cwd is None else str(cwd),
+                runtime_env or {},
+            ),
+        )
         child.start()
         child.join(TIMEOUT_S)
         if child.is_alive():

@@ -21,12 +21,12 @@ def test_fast_dev_run_fits_and_tests_on_cpu(train_config, tmp_path):
 
 
 @pytest.mark.slow
-def test_fit_keeps_checkpoints_and_eval_reproduces_test_nme(train_config, tmp_path):
-    metrics = train(train_config(*LIMITS))
-    run = tmp_path / "run"
+def test_fit_keeps_checkpoints_and_eval_reproduces_test_nme(trained_run, tmp_path):
+    # The session's run: train(TINY + LIMITS), as a fixture shared with the report tests.
+    run = trained_run
+    metrics = json.loads((run / "metrics.json").read_text())
     last = run / "checkpoints" / "last.ckpt"
     assert last.is_file() and list((run / "checkpoints").glob("best-*.ckpt"))
-    assert json.loads((run / "metrics.json").read_text())["test/common/nme"] == metrics["test/common/nme"]
     assert metrics["test/common/nme_mean_shape"] > 0
     # Each eq.-3 term's share of the loss at the last step: the shares make the whole.
     shares = {k: v for k, v in metrics.items() if k.startswith("train/share_")}
@@ -44,9 +44,8 @@ def test_fit_keeps_checkpoints_and_eval_reproduces_test_nme(train_config, tmp_pa
 
 
 @pytest.mark.slow
-def test_eval_with_explicit_data_uses_the_trained_crop_size(train_config, tmp_path, synthetic_root):
-    train(train_config(*LIMITS))
-    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+def test_eval_with_explicit_data_uses_the_trained_crop_size(trained_run, tmp_path, synthetic_root):
+    last = trained_run / "checkpoints" / "last.ckpt"  # trained on TINY's 64 px crops
     overrides = [f"ckpt_path={last}", "data=synthetic", f"data.root={synthetic_root}", *TINY_SYNTHETIC]
     cfg = compose_config("eval", [*overrides, "trainer.enable_progress_bar=false"], tmp_path / "eval")
     metrics = evaluate(cfg, overrides)
