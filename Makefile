@@ -79,7 +79,7 @@ predict: install ## Landmarks on your photos, folder, video or camera: make pred
 	$(PY) -m odn_lightning.predict ckpt_path=$(CKPT) input=$(INPUT) annotate=true $(ARGS)
 
 test: install ## Run the test suite on every core, the ten slowest listed (CPU only, about 6 minutes on 2 cores)
-	$(PY) -m pytest -n auto --dist loadgroup -q --durations=10 $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto --dist loadgroup --no-loadscope-reorder -q --durations=10 $(PYTEST_ARGS)
 
 lint: install ## Static checks (ruff)
 	$(VENV)/bin/ruff check src tests

@@ -90,5 +90,6 @@ def pytest_xdist_make_scheduler(config, log):
 def pytest_collection_modifyitems(items):
     """The slow tests (a training process, several seconds each) first, in their order, then the rest:
     the workers of `make test` then finish together on short tests rather than one waiting on
-    another's last long one. (The scheduler puts the modules it keeps whole before both.)"""
+    another's last long one. A module the scheduler keeps whole starts where its first test stands
+    (`--no-loadscope-reorder`: xdist would otherwise put the modules with most tests first)."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
