@@ -87,7 +87,7 @@ lint: install ## Static checks (ruff)
 format: install ## Format the code (ruff)
 	$(VENV)/bin/ruff format src tests
 
-data-synthetic: install ## Generate the embedded synthetic faces under data/synthetic
+data-synthetic: install ## Generate the embedded synthetic faces under data/synthetic/<settings>/
 	$(PY) -m odn_lightning.data_check data=synthetic $(ARGS)
 
 data-check: install ## Check a dataset's layout and split counts: make data-check DATA=w300 ROOT=/path/to/300W

@@ -166,3 +166,23 @@ def test_job_folder_names_stay_legal_and_unique_when_cut():
     long_a, long_b = (f"{'data.some_key-1+' * 20}model-{m}" for m in ("brnet", "odn"))
     cut_a, cut_b = job_dirname(0, long_a), job_dirname(0, long_b)
     assert len(cut_a.encode()) <= JOB_DIRNAME_BYTES and cut_a != cut_b  # the hash of all tells them apart
+
+
+def test_synthetic_faces_of_other_settings_get_a_folder_of_their_own(tmp_path):
+    """Other sizes, seed or image size never rewrite the faces another run reads (issue 27)."""
+    roots = {
+        overrides: compose_config("train", list(overrides), tmp_path).data.root
+        for overrides in (
+            (),
+            ("data.synthetic.sizes.train=200",),
+            ("data.synthetic.seed=1",),
+            ("data.synthetic.image_size=128",),
+            ("experiment=quickstart",),
+        )
+    }
+    assert roots[()].endswith("/data/synthetic/seed0-256px-train3148-val300-common554-challenging135")
+    assert roots[("data.synthetic.sizes.train=200",)].endswith(
+        "/synthetic/seed0-256px-train200-val300-common554-challenging135"
+    )
+    assert len({roots[k] for k in roots if k != ("experiment=quickstart",)}) == 4
+    assert roots[("experiment=quickstart",)] == roots[()]  # make train reads the default faces

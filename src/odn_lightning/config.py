@@ -2,6 +2,7 @@
 
 Resolvers (usable in any config):
 - `${odn.root:}`: where `data/` and `logs/` go (`project_root`): $ODN_ROOT, else the repository.
+- `${odn.synthetic_folder:seed,image_size,sizes}`: the synthetic faces' folder, named by their settings.
 - `${odn.cwd:}`: the directory the command was started from.
 - `${odn.num_landmarks:SCHEME}`: the point count of a landmark scheme (`odn_lightning.schemes`: a
   name or a declaration).
@@ -61,8 +62,17 @@ def switch_tags(*tags: str, _root_: DictConfig) -> list[str]:
     return [str(tag) for tag in tags] + switches
 
 
+def synthetic_folder(seed: int, image_size: int, sizes: DictConfig) -> str:
+    """The folder of the embedded synthetic faces under `data/synthetic/`, named by what was generated
+    (`seed0-256px-train3148-val300-common554-challenging135`): faces of other sizes, seed or image size
+    go beside, never over the ones another run reads."""
+    counts = "-".join(f"{split}{int(count)}" for split, count in dict(sizes).items())
+    return f"seed{int(seed)}-{int(image_size)}px-{counts}"
+
+
 for _name, _resolver in (
     ("odn.root", project_root),
+    ("odn.synthetic_folder", synthetic_folder),
     ("odn.cwd", os.getcwd),
     ("odn.num_landmarks", lambda scheme: get_scheme(scheme).num_landmarks),
     ("odn.switch_tags", switch_tags),

@@ -479,7 +479,8 @@ def test_a_command_started_elsewhere_writes_under_the_root(tmp_path):
         runtime_env={"ODN_ROOT": str(root)},
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert (root / "data" / "synthetic" / "train").is_dir()
+    (folder,) = (root / "data" / "synthetic").iterdir()  # named by its settings
+    assert folder.name == "seed0-128px-train24-val8-common8-challenging4" and (folder / "train").is_dir()
     assert list((root / "logs" / "data_check" / "runs").glob("*/data_check.log"))
     assert not any(elsewhere.iterdir())
 
