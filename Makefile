@@ -48,7 +48,8 @@ help: ## List the targets
 # (measured on 2 cores: 18-40 s against 1 min 56 s); it is pip-installed into the venv first. It
 # compiles the bytecode as pip does: where PYTHONDONTWRITEBYTECODE is set, every process (test
 # workers, DDP workers) would otherwise compile torch's modules anew. uv reads UV_* settings, not
-# pip's: `make install INSTALLER=pip` installs with pip and your pip configuration.
+# pip's: `make install INSTALLER=pip` installs with pip and your pip configuration, as make install
+# does by itself where uv fails (an index only pip is configured for, say).
 INSTALLER ?= uv
 INSTALL_uv := $(PY) -m pip install --quiet --disable-pip-version-check uv && \
 	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY)
@@ -57,7 +58,8 @@ INSTALL_pip := $(PY) -m pip install --quiet --disable-pip-version-check
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@test -n "$(INSTALL_$(INSTALLER))" || { echo "error: INSTALLER=$(INSTALLER): choose uv or pip"; exit 2; }
-	$(INSTALL_$(INSTALLER)) -e ".[dev]"
+	$(INSTALL_$(INSTALLER)) -e ".[dev]" || { test "$(INSTALLER)" = uv && \
+		echo "make install: uv failed (above); installing with pip instead" && $(INSTALL_pip) -e ".[dev]"; }
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the suite with its dev tools (quick when nothing changed)
