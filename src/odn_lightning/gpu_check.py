@@ -33,15 +33,13 @@ def check(cfg: DictConfig) -> dict:
     record = gpu_check(cfg, device_slug(device))
     output_dir = Path(cfg.output_dir)
     name = record["device"]
+    report = markdown(record)
     json_path = atomic_write_text(output_dir / f"{name}-checks.json", json.dumps(record, indent=2) + "\n")
-    md_path = atomic_write_text(output_dir / f"{name}-checks.md", markdown(record))
-    print(markdown(record))
+    md_path = atomic_write_text(output_dir / f"{name}-checks.md", report)
+    print(report)
     print(f"written: {json_path}, {md_path}", flush=True)
-    if not record["passed"]:
-        failed = [
-            n for n, s in record["steps"].items() if s.get("returncode", 0) != 0 or not s.get("passed", True)
-        ]
-        raise GpuCheckFailed(f"gpu check failed at: {', '.join(failed) or 'no checkpoint'}; see {md_path}")
+    if record["failed"]:
+        raise GpuCheckFailed(f"gpu check failed at: {', '.join(record['failed'])}; see {md_path}")
     return record
 
 

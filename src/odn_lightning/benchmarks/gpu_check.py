@@ -49,6 +49,11 @@ def run_command(task: str, args: list[str], log: Path) -> dict[str, Any]:
     }
 
 
+def trainer_choice(device: str) -> str:
+    """The conf/trainer choice for the check's device."""
+    return "gpu" if device == "cuda" else "cpu"
+
+
 def variant_name(precision: str, compile_setting: Any) -> str:
     return f"{precision}" + ("" if compile_setting in (None, "null") else "+compile")
 
@@ -73,7 +78,7 @@ def training_args(cfg: Any, precision: str, compile_setting: Any, run_dir: Path)
         f"data.batch_size={cfg.batch_size}",
         f"data.num_workers={cfg.num_workers}",
         "model.net.pretrained=false",
-        f"trainer={'gpu' if cfg.device == 'cuda' else 'cpu'}",
+        f"trainer={trainer_choice(cfg.device)}",
         f"trainer.precision={precision}",
         compile_override(compile_setting),
         f"++trainer.max_steps={cfg.steps}",
@@ -109,7 +114,8 @@ def onnx_against_eager(checkpoint: Path, onnx_path: Path, device: str, image_siz
 
 
 def gpu_check(cfg: Any, device_slug: str) -> dict[str, Any]:
-    """Runs the steps; returns the record (`passed`: every command exited 0 and ONNX agreed)."""
+    """Runs the steps; returns the record (`failed`: the steps whose command exited non-zero or whose
+    check did not hold; `passed`: none did)."""
     output_dir = Path(cfg.output_dir)
     logs = output_dir / "gpu_check_logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -148,7 +154,7 @@ def gpu_check(cfg: Any, device_slug: str) -> dict[str, Any]:
             "eval",
             [
                 f"ckpt_path={first_checkpoint}",
-                f"trainer={'gpu' if cfg.device == 'cuda' else 'cpu'}",
+                f"trainer={trainer_choice(cfg.device)}",
                 "trainer.enable_progress_bar=false",
                 f"hydra.run.dir={output_dir / 'eval'}",
             ],
@@ -163,11 +169,10 @@ def gpu_check(cfg: Any, device_slug: str) -> dict[str, Any]:
             comparison = onnx_against_eager(first_checkpoint, models[0], cfg.device, cfg.image_size)
             comparison["passed"] = comparison["max_landmark_difference"] <= cfg.onnx_tolerance
             steps["onnx_against_eager"] = comparison
-    record["passed"] = (
-        bool(steps)
-        and all(step.get("returncode", 0) == 0 and step.get("passed", True) for step in steps.values())
-        and first_checkpoint is not None
-    )
+    record["failed"] = [
+        name for name, step in steps.items() if step.get("returncode", 0) != 0 or not step.get("passed", True)
+    ] + ([] if first_checkpoint is not None else ["training (no checkpoint to evaluate)"])
+    record["passed"] = not record["failed"]
     return record
 
 
