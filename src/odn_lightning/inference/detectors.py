@@ -196,11 +196,14 @@ class HogDetector(_CalibratedDetector):
     def detect(self, frame: Frame) -> list[Detection]:
         image, scale = _working_image(frame.image, self.max_side)
         rects, scores, _ = self.detector.run(np.ascontiguousarray(image), self.upsample, self.threshold)
-        detections = []
-        for rect, score in zip(rects, scores, strict=True):
-            box = np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], dtype=np.float64) / scale
-            detections.append(self._detection(box, float(score)))
-        return _sorted(detections)
+        return _sorted(
+            [self._detection(dlib_box(r, scale), float(s)) for r, s in zip(rects, scores, strict=True)]
+        )
+
+
+def dlib_box(rect: Any, scale: float) -> np.ndarray:
+    """A dlib rectangle found on an image scaled by `scale`, as [x0, y0, x1, y1] in original pixels."""
+    return np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], dtype=np.float64) / scale
 
 
 class WholeImageDetector(FaceDetector):

