@@ -100,6 +100,16 @@ def test_eval_config_composes_with_and_without_data(tmp_path):
     assert cfg.data.name == "w300"
 
 
+def test_pictures_sets_the_faces_of_every_picture_callback(tmp_path):
+    train = compose_config("train", ["pictures=3"], tmp_path / "train")
+    assert (train.callbacks.evaluation_report.pictures, train.callbacks.validation_pictures.count) == (3, 3)
+    assert compose_config("train", [], tmp_path / "default").callbacks.evaluation_report.pictures == 8
+    evaluation = compose_config("eval", ["ckpt_path=x.ckpt", "pictures=0"], tmp_path / "eval")
+    assert evaluation.callbacks.evaluation_report.pictures == 0
+    # A run's pictures do not change what it measures: not part of its job folder's name.
+    assert "pictures" in OmegaConf.to_container(train.hydra.job.config.override_dirname.exclude_keys)
+
+
 def test_overridden_matches_keys_and_subkeys():
     assert overridden("data", ["data=w300"])
     assert overridden("data", ["data.root=/x"])

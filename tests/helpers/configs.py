@@ -25,6 +25,7 @@ TINY = [
     "trainer.accelerator=cpu",
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
+    "pictures=2",  # faces per report picture: drawing 8 is most of a tiny test stage
 ]
 # The synthetic splits TINY asks for (also what the session's `synthetic_root` fixture holds).
 TINY_SYNTHETIC = [option for option in TINY if option.startswith("data.synthetic.")]

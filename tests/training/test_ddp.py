@@ -50,7 +50,9 @@ def test_ddp_cpu_fits_with_two_processes_and_tests_like_one(uninterrupted, tmp_p
     assert (run / "checkpoints" / "last.ckpt").is_file()
     (best,) = (run / "checkpoints").glob("best-*.ckpt")
     single = evaluate(
-        compose_config("eval", [f"ckpt_path={best}", "trainer.enable_progress_bar=false"], tmp_path / "ev")
+        compose_config(
+            "eval", [f"ckpt_path={best}", "trainer.enable_progress_bar=false", "pictures=2"], tmp_path / "ev"
+        )
     )
     for split in ("common", "challenging", "full"):
         for name in (
@@ -75,7 +77,12 @@ def test_ddp_cpu_fits_with_two_processes_and_tests_like_one(uninterrupted, tmp_p
     assert (metrics["test/full/faces"], metrics["test/full/faces_in_split"]) == (12, 12)
     # One batch of 2 faces per process and split: 4 of common's 8 faces, counted over both processes
     # and said to be a part.
-    cut_overrides = ["trainer=ddp_cpu", "trainer.limit_test_batches=1", "data.eval_batch_size=2"]
+    cut_overrides = [
+        "trainer=ddp_cpu",
+        "trainer.limit_test_batches=1",
+        "data.eval_batch_size=2",
+        "pictures=0",
+    ]
     cut = evaluate(
         compose_config("eval", [f"ckpt_path={best}", *cut_overrides], tmp_path / "ev_cut"), cut_overrides
     )

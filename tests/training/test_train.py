@@ -36,7 +36,9 @@ def test_fit_keeps_checkpoints_and_eval_reproduces_test_nme(trained_run, tmp_pat
     assert metrics["model/params"] > 1e7 and metrics["model/image_size"] == 64 and metrics["model/flops"] > 0
 
     eval_dir = tmp_path / "eval"
-    eval_cfg = compose_config("eval", [f"ckpt_path={last}", "trainer.enable_progress_bar=false"], eval_dir)
+    eval_cfg = compose_config(
+        "eval", [f"ckpt_path={last}", "trainer.enable_progress_bar=false", "pictures=2"], eval_dir
+    )
     reproduced = evaluate(eval_cfg)
     for split in ("common", "challenging", "full"):
         assert reproduced[f"test/{split}/nme"] == pytest.approx(metrics[f"test/{split}/nme"], rel=1e-6)
@@ -47,7 +49,9 @@ def test_fit_keeps_checkpoints_and_eval_reproduces_test_nme(trained_run, tmp_pat
 def test_eval_with_explicit_data_uses_the_trained_crop_size(trained_run, tmp_path, synthetic_root):
     last = trained_run / "checkpoints" / "last.ckpt"  # trained on TINY's 64 px crops
     overrides = [f"ckpt_path={last}", "data=synthetic", f"data.root={synthetic_root}", *TINY_SYNTHETIC]
-    cfg = compose_config("eval", [*overrides, "trainer.enable_progress_bar=false"], tmp_path / "eval")
+    cfg = compose_config(
+        "eval", [*overrides, "trainer.enable_progress_bar=false", "pictures=2"], tmp_path / "eval"
+    )
     metrics = evaluate(cfg, overrides)
     assert metrics["test/full/nme"] > 0
     # data=synthetic defaults to 224 px crops; the model was trained on 64 px ones and is evaluated so:
@@ -93,6 +97,7 @@ def test_cli_train_then_eval_reproduces(tmp_path, synthetic_root):
         f"hydra.run.dir={tmp_path / 'ev'}",
         f"paths.log_dir={tmp_path}",
         "trainer.enable_progress_bar=false",
+        "pictures=2",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = json.loads((tmp_path / "ev" / "metrics.json").read_text())

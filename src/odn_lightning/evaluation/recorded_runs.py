@@ -42,6 +42,7 @@ IGNORE_KEYS = (
     "trainer.enable_progress_bar",
     "trainer.enable_model_summary",
     "callbacks.validation_pictures.count",
+    "pictures",
 )
 
 
