@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,8 +143,6 @@ def test_ckpt_path_last_prefers_the_run_directory_then_the_newest(tmp_path):
     for folder in (older, newer):
         folder.mkdir(parents=True)
         (folder / "last.ckpt").write_bytes(b"x")
-    import os
-
     os.utime(older / "last.ckpt", (1, 1))
     assert resolve_ckpt_path("last", tmp_path / "new_run", logs) == newer / "last.ckpt"
     assert resolve_ckpt_path("last", older.parent, logs) == older / "last.ckpt"
@@ -151,6 +150,38 @@ def test_ckpt_path_last_prefers_the_run_directory_then_the_newest(tmp_path):
     assert resolve_ckpt_path(None, tmp_path, logs) is None
     with pytest.raises(CheckpointError, match="no checkpoints/last.ckpt under"):
         resolve_ckpt_path("last", tmp_path, tmp_path / "empty")
+
+
+def test_ckpt_path_last_continues_only_a_run_of_the_same_settings(uninterrupted, synthetic_root, tmp_path):
+    # The newest last.ckpt under the logs is a sweep job's (seed 1); an older one is this command's run.
+    from odn_lightning.training.callbacks import RUN_CONFIG_KEY
+    from odn_lightning.training.resume import resume_checkpoint
+
+    logs = tmp_path / "logs"
+    ours, sweep_job = logs / "train" / "runs" / "ours", logs / "train" / "multiruns" / "s" / "1_seed-1"
+    source = torch.load(uninterrupted / "checkpoints" / "last.ckpt", weights_only=True)
+    for run, seed in ((ours, None), (sweep_job, 1)):
+        (run / "checkpoints").mkdir(parents=True)
+        if seed is not None:  # data.seed is ${seed}
+            source[RUN_CONFIG_KEY]["seed"] = source[RUN_CONFIG_KEY]["data"]["seed"] = seed
+        torch.save(source, run / "checkpoints" / "last.ckpt")
+    os.utime(ours / "checkpoints" / "last.ckpt", (1, 1))
+
+    def command(*extra: str):
+        overrides = [*RUN, f"data.root={synthetic_root}", f"paths.log_dir={logs}", "ckpt_path=last", *extra]
+        return compose_config("train", overrides, tmp_path / "new")
+
+    # Loader workers, checkpointing and what is shown do not make another run.
+    extra = ["data.num_workers=2", "callbacks.model_checkpoint.last_every_n_train_steps=2", "pictures=0"]
+    assert resume_checkpoint(command(*extra)) == ours / "checkpoints" / "last.ckpt"
+    assert resume_checkpoint(command("seed=1")) == sweep_job / "checkpoints" / "last.ckpt"
+    with pytest.raises(CheckpointError) as refused:
+        resume_checkpoint(command("seed=7", "model.optimizer.lr=0.5"))
+    message = str(refused.value)
+    assert "\n" not in message
+    assert f"the newest, {sweep_job}, differs (" in message
+    assert "seed: 1 -> 7" in message and "model.optimizer.lr: " in message
+    assert f"ckpt_path={sweep_job / 'checkpoints' / 'last.ckpt'}" in message
 
 
 @pytest.mark.parametrize("change", ["trainer.max_epochs=4", "trainer.max_epochs=2", "data.batch_size=2"])

@@ -60,13 +60,14 @@ def _pickles_objects(path: Path) -> bool:
     return bool(opcodes & {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE"})
 
 
-def read_weights_only(path: str | Path, map_location: Any = "cpu") -> Any:
-    """torch.load(weights_only=True): tensors and plain containers, never pickled objects."""
+def read_weights_only(path: str | Path, map_location: Any = "cpu", mmap: bool = False) -> Any:
+    """torch.load(weights_only=True): tensors and plain containers, never pickled objects; `mmap`: the
+    tensors are read only when used (a look at a checkpoint's other entries costs no copy of them)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"ckpt_path={path} does not exist; pass the .ckpt file of a training run")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as err:  # torch raises many kinds for a file that is not a checkpoint
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if "Unsupported global" in str(err) or _pickles_objects(path):
@@ -177,15 +178,22 @@ class RunCheckpoint(ModelCheckpoint):
         super().on_exception(trainer, pl_module, exception)
 
 
-def newest_last_checkpoint(log_dir: str | Path) -> Path | None:
-    """The most recently written `checkpoints/last.ckpt` under `log_dir` (runs and multiruns)."""
+def last_checkpoints(log_dir: str | Path) -> list[Path]:
+    """Every run's `checkpoints/last.ckpt` under `log_dir` (runs and multiruns), newest first."""
     found = [p for p in Path(log_dir).glob(f"**/{CHECKPOINT_DIR}/{LAST_FILE}") if p.is_file()]
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
-def resolve_ckpt_path(value: str | None, output_dir: str | Path, log_dir: str | Path) -> Path | None:
+def resolve_ckpt_path(
+    value: str | None,
+    output_dir: str | Path,
+    log_dir: str | Path,
+    differences_from: Callable[[Path], list[str]] | None = None,
+) -> Path | None:
     """`ckpt_path` as a file: `last` is this run directory's `last.ckpt` when it has one (a fixed
-    hydra.run.dir, a requeued job), else the newest `last.ckpt` under `log_dir`."""
+    hydra.run.dir, a requeued job), else the newest `last.ckpt` under `log_dir` whose run
+    `differences_from` finds nothing against (every one without it). None of them: one line naming the
+    newest, what differs, and how to continue it."""
     if value in (None, ""):
         return None
     if str(value) != LAST:
@@ -193,12 +201,24 @@ def resolve_ckpt_path(value: str | None, output_dir: str | Path, log_dir: str | 
     own = Path(output_dir) / CHECKPOINT_DIR / LAST_FILE
     if own.is_file():
         return own
-    newest = newest_last_checkpoint(log_dir)
-    if newest is None:
+    found = last_checkpoints(log_dir)
+    if not found:
         raise CheckpointError(
             f"ckpt_path=last: no {CHECKPOINT_DIR}/{LAST_FILE} under {log_dir}; nothing to resume"
         )
-    return newest
+    if differences_from is None:
+        return found[0]
+    newest_changes = None
+    for path in found:
+        changes = differences_from(path)
+        if not changes:
+            return path
+        newest_changes = newest_changes or changes
+    raise CheckpointError(
+        f"ckpt_path=last: no run under {log_dir} has this command's settings; the newest, "
+        f"{run_directory(found[0]) or found[0]}, differs ({'; '.join(newest_changes[:4])}); to continue it, "
+        f"run the command that started it with ckpt_path={found[0]}, or start a new run without ckpt_path"
+    )
 
 
 def run_directory(ckpt_path: Path) -> Path | None:

@@ -13,7 +13,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..runs import csv_log_dir
 from .callbacks import RUN_CONFIG_KEY
-from .checkpoints import CheckpointError, differences, load_checkpoint, resolve_ckpt_path, run_directory
+from .checkpoints import (
+    CheckpointError,
+    differences,
+    load_checkpoint,
+    read_weights_only,
+    resolve_ckpt_path,
+    run_directory,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +48,72 @@ STEP_SETTINGS = [
 ]
 
 
+# What does not make another run: where files go, how it is named, logged, shown and checked, its
+# callbacks, loader workers and whether it tests. `ckpt_path=last` continues only a run that equals the
+# command in every other resolved setting (network, objective, optimiser, data, trainer, seed).
+NOT_THE_RUN = (
+    "hydra",
+    "paths",
+    "ckpt_path",
+    "task_name",
+    "run_name",
+    "group",
+    "tags",
+    "extras",
+    "logger",
+    "callbacks",
+    "test",
+    "pictures",
+    "optimized_metric",
+    "data.num_workers",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+)
+
+
+def run_settings(config: dict) -> dict[str, object]:
+    """A resolved config's settings, dotted key -> value, but for those of NOT_THE_RUN; a path inside the
+    run's own directory (trainer.default_root_dir, ...) is said relative to it, as `<run>/...`."""
+    run = str((config.get("paths") or {}).get("output_dir") or "") or None
+
+    def leaves(node: dict, prefix: str) -> dict[str, object]:
+        settings: dict[str, object] = {}
+        for key, value in node.items():
+            dotted = f"{prefix}{key}"
+            if dotted in NOT_THE_RUN:
+                continue
+            if isinstance(value, dict):
+                settings.update(leaves(value, f"{dotted}."))
+            elif run and isinstance(value, str) and (value == run or value.startswith(f"{run}/")):
+                settings[dotted] = "<run>" + value[len(run) :]
+            else:
+                settings[dotted] = value
+        return settings
+
+    return leaves(config, "")
+
+
+def setting_changes(stored: dict, current: dict) -> list[str]:
+    """`key: stored -> current` for each setting of `run_settings` that differs."""
+    old, new = run_settings(stored), run_settings(current)
+    return [
+        f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
+        for k in dict.fromkeys([*old, *new])
+        if old.get(k) != new.get(k)
+    ]
+
+
 def resume_checkpoint(cfg: DictConfig) -> Path | None:
-    """The checkpoint `ckpt_path` names, checked against this run's config; the run continues in the
-    checkpoint's run directory (so its best checkpoint stays tracked)."""
-    path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir, cfg.paths.log_dir)
+    """The checkpoint `ckpt_path` names (`last`: of a run of this command's settings), checked against
+    this run's config; the run continues in the checkpoint's run directory (so its best checkpoint stays
+    tracked)."""
+    current = OmegaConf.to_container(cfg, resolve=True)
+
+    def changes_from(path: Path) -> list[str]:
+        stored = read_weights_only(path, mmap=True).get(RUN_CONFIG_KEY)
+        return setting_changes(stored, current) if isinstance(stored, dict) else ["no run config stored"]
+
+    path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir, cfg.paths.log_dir, changes_from)
     if path is None:
         return None
     checkpoint = load_checkpoint(path)
