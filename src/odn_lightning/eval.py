@@ -82,6 +82,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, f
     if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.ckpt_path in (None, ""):
         raise CheckpointError("no checkpoint given: pass ckpt_path=PATH/TO/run/checkpoints/last.ckpt")
     check_config(cfg)  # before reading a large checkpoint
+    runs.name_paths_whole(cfg, ["ckpt_path"])  # in every record, as it is found
     checkpoint = load_checkpoint(cfg.ckpt_path)
     cfg = eval_config(cfg, checkpoint, overrides or [])
     check_config(cfg)

@@ -38,6 +38,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         raise runs.RunError("no input given: pass input=IMAGE, FOLDER, VIDEO or a camera index (input=0)")
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
+    runs.name_paths_whole(cfg, ["ckpt_path", "onnx_path", "input"])  # in every record, as they are found
     runtime, metadata = load_runtime(cfg, runs.torch_device(cfg.device))
     where = f"ckpt_path={cfg.ckpt_path}" if cfg.ckpt_path else f"onnx_path={cfg.onnx_path}"
     check_scheme(cfg.expect_scheme, metadata, where)
@@ -61,6 +62,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         output_dir,
         run={
             "input": str(cfg.input),
+            "checkpoint": str(cfg.ckpt_path or cfg.onnx_path),
             "model": metadata,
             "runtime": runtime.name,
             "detector": detector.name,
@@ -119,11 +121,9 @@ def _print_summary(outputs: PredictionOutputs, summary: dict, written: dict, int
     """runs.print_summary's notes (shown, and into predict.log), then the first skipped inputs."""
     found = f"{summary['faces']} face(s) in {summary['images or frames read']} image(s) or frame(s)"
     notes = {"found": found + (" (interrupted)" if interrupted else "")}
-    if summary.get("detector_ms_per_image") is not None:
-        notes["time"] = (
-            f"detector {summary['detector_ms_per_image']:.1f} ms per image, network "
-            f"{summary.get('network_ms_per_face') or 0:.1f} ms per face"
-        )
+    if (detector_ms := summary.get("detector_ms_per_image")) is not None:
+        network_ms = summary.get("network_ms_per_face") or 0
+        notes["time"] = f"detector {detector_ms:.1f} ms per image, network {network_ms:.1f} ms per face"
     notes.update({name: str(path) for name, path in written.items()})
     if outputs.skipped:
         notes["skipped"] = (

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import math
+import os
 import sys
 import warnings
 from collections.abc import Callable, Mapping
@@ -15,7 +16,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
@@ -315,6 +316,17 @@ def print_summary(title: str, metrics: Mapping[str, float | None], notes: Mappin
 
 
 RUN_RECORD = "run.json"
+
+
+def name_paths_whole(cfg: DictConfig, keys: list[str]) -> None:
+    """Each of `keys` that names an existing file or folder, made absolute (against the folder the
+    command started in): run.json, the summary, report.md and landmarks.json then name it whole, as
+    they do every file the run writes. Anything else (a camera index, null) is left as given."""
+    with open_dict(cfg):
+        for key in keys:
+            value = OmegaConf.select(cfg, key)
+            if isinstance(value, str) and value and os.path.exists(value):
+                OmegaConf.update(cfg, key, os.path.abspath(value))
 
 
 @rank_zero_only

@@ -256,7 +256,7 @@ def test_frame_results_come_in_input_order_across_batches(checkpoint):
             np.testing.assert_allclose(face.landmarks, first, atol=1e-4)
 
 
-def test_a_checkpoint_without_calibration_outputs_no_occlusion(tmp_path, checkpoint, capsys):
+def test_a_checkpoint_without_calibration_outputs_no_occlusion(tmp_path, checkpoint, capsys, monkeypatch):
     import torch
 
     from odn_lightning.evaluation.calibration import uncalibrated
@@ -266,10 +266,16 @@ def test_a_checkpoint_without_calibration_outputs_no_occlusion(tmp_path, checkpo
     stored["state_dict"]["occlusion_output.calibration"] = uncalibrated()  # as a run without flags leaves it
     bare = tmp_path / "uncalibrated.ckpt"
     torch.save(stored, bare)
-    cfg = predict_config(tmp_path, f"ckpt_path={bare}", f"input={PHOTOS / 'takeo.png'}", "annotate=true")
+    shutil.copy(PHOTOS / "takeo.png", tmp_path / "takeo.png")
+    # Paths as a user types them, relative to where the command starts: named whole in the records.
+    monkeypatch.chdir(tmp_path)
+    cfg = predict_config(tmp_path, "ckpt_path=uncalibrated.ckpt", "input=takeo.png", "annotate=true")
     predict(cfg)
     out = tmp_path / "predict"
     document = json.loads((out / "landmarks.json").read_text())
+    record = json.loads((out / "run.json").read_text())
+    assert (record["checkpoint"], record["input"]) == (str(bare), str(tmp_path / "takeo.png"))
+    assert (document["checkpoint"], document["input"]) == (str(bare), str(tmp_path / "takeo.png"))
     assert document["model"]["occlusion_calibration"] is None
     assert all(face["occlusion"] is None for face in document["faces"])
     assert document["occlusion"].startswith("not output: the model has no calibration")

@@ -6,6 +6,7 @@ weights."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +49,9 @@ def uninterrupted(tmp_path_factory, synthetic_root) -> Iterator[tuple[Path, dict
 def test_ddp_cpu_fits_with_two_processes_and_tests_like_one(uninterrupted, tmp_path):
     run, metrics = uninterrupted
     assert (run / "checkpoints" / "last.ckpt").is_file()
+    record = json.loads((run / "run.json").read_text())  # the workers' checkpoints, named by the launcher
+    assert record["checkpoint/last"] == str(run / "checkpoints" / "last.ckpt")
+    assert Path(record["checkpoint/best"]).parent == run / "checkpoints"
     (best,) = (run / "checkpoints").glob("best-*.ckpt")
     single = evaluate(
         compose_config(

@@ -21,7 +21,7 @@ def test_fast_dev_run_fits_and_tests_on_cpu(train_config, tmp_path):
 
 
 @pytest.mark.slow
-def test_fit_keeps_checkpoints_and_eval_reproduces_test_nme(trained_run, tmp_path):
+def test_fit_keeps_checkpoints_and_eval_reproduces_test_nme(trained_run, tmp_path, monkeypatch, capsys):
     # The session's run: train(TINY + LIMITS), as a fixture shared with the report tests.
     run = trained_run
     metrics = json.loads((run / "metrics.json").read_text())
@@ -35,14 +35,17 @@ def test_fit_keeps_checkpoints_and_eval_reproduces_test_nme(trained_run, tmp_pat
     # The network's size and cost, for Table 4: ODN at 64 px.
     assert metrics["model/params"] > 1e7 and metrics["model/image_size"] == 64 and metrics["model/flops"] > 0
 
+    # The checkpoint as a user types it, relative to where the command starts: named whole in the records.
+    monkeypatch.chdir(run)
     eval_dir = tmp_path / "eval"
-    eval_cfg = compose_config(
-        "eval", [f"ckpt_path={last}", "trainer.enable_progress_bar=false", "pictures=2"], eval_dir
-    )
-    reproduced = evaluate(eval_cfg)
+    overrides = ["ckpt_path=checkpoints/last.ckpt", "trainer.enable_progress_bar=false", "pictures=2"]
+    reproduced = evaluate(compose_config("eval", overrides, eval_dir), overrides)
     for split in ("common", "challenging", "full"):
         assert reproduced[f"test/{split}/nme"] == pytest.approx(metrics[f"test/{split}/nme"], rel=1e-6)
     assert (eval_dir / "metrics.json").is_file()
+    assert json.loads((eval_dir / "run.json").read_text())["checkpoint"] == str(last)
+    assert f"checkpoint: {last}\n" in capsys.readouterr().out
+    assert f"checkpoint: {last}" in (eval_dir / "report.md").read_text()
 
 
 @pytest.mark.slow

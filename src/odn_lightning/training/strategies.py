@@ -30,7 +30,7 @@ def destroy_process_group() -> None:
 
 
 class StoppedWorkers(NamedTuple):
-    """What rank 0 hands the launching process when SIGTERM stopped the workers."""
+    """Where rank 0 stopped (SIGTERM) or finished, and its last.ckpt, for the launching process."""
 
     epoch: int
     step: int
@@ -52,6 +52,7 @@ class StopOnSIGTERMLauncher(_MultiProcessingLauncher):
 
     def launch(self, function: Any, *args: Any, trainer: Any = None, **kwargs: Any) -> Any:
         self.stopped: StoppedWorkers | None = None
+        self.finished: StoppedWorkers | None = None
         self.sigterm_received = False
 
         def pass_on(signum: int, frame: Any) -> None:
@@ -66,10 +67,23 @@ class StopOnSIGTERMLauncher(_MultiProcessingLauncher):
         if self.stopped is not None:
             raise WorkersStoppedBySIGTERM(*self.stopped[:3])
         if self.sigterm_received:  # after the workers' last training step: their run is whole
-            checkpoint = getattr(trainer, "checkpoint_callback", None)
-            last = getattr(checkpoint, "last_model_path", "") or ""
-            raise WorkersStoppedBySIGTERM(trainer.current_epoch, trainer.global_step, last)
+            finished = self.finished or StoppedWorkers(trainer.current_epoch, trainer.global_step, "")
+            raise WorkersStoppedBySIGTERM(*finished[:3])
         return results
+
+    def get_extra_results(self, trainer: Any) -> dict[str, Any]:
+        # Where the workers ended and their last.ckpt: Lightning hands back only the best checkpoint's
+        # path, so run.json and the summary of a DDP run named no last checkpoint.
+        last = getattr(trainer.checkpoint_callback, "last_model_path", "") or ""
+        return super().get_extra_results(trainer) | {
+            "finished": (trainer.current_epoch, trainer.global_step, last)
+        }
+
+    def update_main_process_results(self, trainer: Any, extra: dict[str, Any]) -> None:
+        super().update_main_process_results(trainer, extra)
+        self.finished = StoppedWorkers(*extra["finished"])
+        if self.finished.last_checkpoint and hasattr(trainer.checkpoint_callback, "last_model_path"):
+            trainer.checkpoint_callback.last_model_path = self.finished.last_checkpoint
 
     def _wrapping_function(self, process_idx: int, trainer: Any, *args: Any, **kwargs: Any) -> None:
         return_queue = args[3]
