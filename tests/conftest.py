@@ -53,7 +53,9 @@ def trained_run(tmp_path_factory, synthetic_root) -> Path:
     from odn_lightning.train import train
 
     def build(folder: Path) -> None:
-        overrides = [*TINY, *LIMITS, f"data.root={synthetic_root}", f"paths.log_dir={folder / 'logs'}"]
+        # With pictures: the report and notebook tests read them.
+        logs = f"paths.log_dir={folder / 'logs'}"
+        overrides = [*TINY, *LIMITS, f"data.root={synthetic_root}", logs, "pictures=2"]
         train(compose_config("train", overrides, folder / "run"))
 
     return built_once(tmp_path_factory, "trained_run", build) / "run"

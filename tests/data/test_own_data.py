@@ -281,7 +281,7 @@ def test_a_5_point_scheme_declared_in_yaml_trains_tests_and_evaluates_from_its_c
         "hydra.run.dir=" + str(tmp_path / "eval"),
         "trainer.enable_progress_bar=false",
         "extras.print_config=false",
-        "pictures=2",
+        "pictures=0",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = yaml.safe_load((tmp_path / "eval" / "metrics.json").read_text())

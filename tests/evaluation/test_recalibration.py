@@ -23,7 +23,7 @@ def test_eval_refits_the_calibration_and_writes_it_into_a_checkpoint(trained_run
     torch.save(source, stripped)
     assert load_trained_model(stripped).calibration is None
     out = tmp_path / "eval"
-    cfg = compose_config("eval", [f"ckpt_path={stripped}", "calibrate=true", "pictures=2"], out)
+    cfg = compose_config("eval", [f"ckpt_path={stripped}", "calibrate=true", "pictures=0"], out)
     metrics = evaluate(cfg, ["calibrate=true"])
     written = load_trained_model(out / "recalibrated.ckpt").calibration
     assert isinstance(written, OcclusionCalibration)

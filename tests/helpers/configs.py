@@ -25,7 +25,9 @@ TINY = [
     "trainer.accelerator=cpu",
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
-    "pictures=2",  # faces per report picture: drawing 8 is most of a tiny test stage
+    # No report or validation pictures (drawing them was most of a tiny test stage); the tests of the
+    # pictures ask for them.
+    "pictures=0",
 ]
 # The synthetic splits TINY asks for (also what the session's `synthetic_root` fixture holds).
 TINY_SYNTHETIC = [option for option in TINY if option.startswith("data.synthetic.")]

@@ -28,7 +28,7 @@ from .test_resume import fault
 
 def eval_config(ckpt: Path, out: Path, *overrides: str):
     return compose_config(
-        "eval", [f"ckpt_path={ckpt}", "trainer.enable_progress_bar=false", "pictures=2", *overrides], out
+        "eval", [f"ckpt_path={ckpt}", "trainer.enable_progress_bar=false", "pictures=0", *overrides], out
     )
 
 

@@ -172,7 +172,7 @@ def test_ckpt_path_last_continues_only_a_run_of_the_same_settings(uninterrupted,
         return compose_config("train", overrides, tmp_path / "new")
 
     # Loader workers, checkpointing and what is shown do not make another run.
-    extra = ["data.num_workers=2", "callbacks.model_checkpoint.last_every_n_train_steps=2", "pictures=0"]
+    extra = ["data.num_workers=2", "callbacks.model_checkpoint.last_every_n_train_steps=2", "pictures=3"]
     assert resume_checkpoint(command(*extra)) == ours / "checkpoints" / "last.ckpt"
     assert resume_checkpoint(command("seed=1")) == sweep_job / "checkpoints" / "last.ckpt"
     with pytest.raises(CheckpointError) as refused:

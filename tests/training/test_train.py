@@ -38,7 +38,7 @@ def test_fit_keeps_checkpoints_and_eval_reproduces_test_nme(trained_run, tmp_pat
     # The checkpoint as a user types it, relative to where the command starts: named whole in the records.
     monkeypatch.chdir(run)
     eval_dir = tmp_path / "eval"
-    overrides = ["ckpt_path=checkpoints/last.ckpt", "trainer.enable_progress_bar=false", "pictures=2"]
+    overrides = ["ckpt_path=checkpoints/last.ckpt", "trainer.enable_progress_bar=false", "pictures=0"]
     reproduced = evaluate(compose_config("eval", overrides, eval_dir), overrides)
     for split in ("common", "challenging", "full"):
         assert reproduced[f"test/{split}/nme"] == pytest.approx(metrics[f"test/{split}/nme"], rel=1e-6)
@@ -53,7 +53,7 @@ def test_eval_with_explicit_data_uses_the_trained_crop_size(trained_run, tmp_pat
     last = trained_run / "checkpoints" / "last.ckpt"  # trained on TINY's 64 px crops
     overrides = [f"ckpt_path={last}", "data=synthetic", f"data.root={synthetic_root}", *TINY_SYNTHETIC]
     cfg = compose_config(
-        "eval", [*overrides, "trainer.enable_progress_bar=false", "pictures=2"], tmp_path / "eval"
+        "eval", [*overrides, "trainer.enable_progress_bar=false", "pictures=0"], tmp_path / "eval"
     )
     metrics = evaluate(cfg, overrides)
     assert metrics["test/full/nme"] > 0
@@ -100,7 +100,7 @@ def test_cli_train_then_eval_reproduces(tmp_path, synthetic_root):
         f"hydra.run.dir={tmp_path / 'ev'}",
         f"paths.log_dir={tmp_path}",
         "trainer.enable_progress_bar=false",
-        "pictures=2",
+        "pictures=0",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = json.loads((tmp_path / "ev" / "metrics.json").read_text())
@@ -129,7 +129,7 @@ def test_missing_data_root_is_one_line_naming_the_path(tmp_path, capsys):
 def test_many_loggers_write_csv_tensorboard_and_offline_wandb(train_config, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    metrics = train(train_config("logger=many", *LIMITS, "test=false"))
+    metrics = train(train_config("logger=many", *LIMITS, "test=false", "pictures=2"))  # images logged too
     run = tmp_path / "run"
     assert "val/nme" in metrics
     assert "val/nme" in (run / "csv" / "metrics.csv").read_text().splitlines()[0]
