@@ -51,6 +51,16 @@ def test_readme_lists_every_group_and_option_that_help_lists():
     assert readme_config_groups() == {group: set(options(group)) for group in GROUPS if group != "hydra"}
 
 
+def test_readme_states_the_bare_train_recipe_the_config_holds(tmp_path):
+    text = " ".join((CONF.parent / "README.md").read_text().split())
+    cfg = compose_config("train", [], tmp_path)
+    stated = (
+        f"a bare `python -m odn_lightning.train` trains at {cfg.data.image_size} px, "
+        f"{cfg.trainer.max_epochs} epochs over {cfg.data.synthetic.sizes.train} synthetic faces, from scratch"
+    )
+    assert stated in text and not cfg.model.net.pretrained
+
+
 def test_every_group_has_options():
     for group in GROUPS:
         assert options(group), f"conf/{group} has no options"
