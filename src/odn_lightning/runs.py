@@ -211,10 +211,9 @@ def config_files(cfg: DictConfig) -> list[str]:
     files = []
     if HydraConfig.initialized():
         hydra = HydraConfig.get()
-        if hydra.output_subdir:
-            files.append(
-                f"{Path(hydra.runtime.output_dir) / hydra.output_subdir / 'config.yaml'} (as composed)"
-            )
+        composed = Path(hydra.runtime.output_dir) / str(hydra.output_subdir) / "config.yaml"
+        if hydra.output_subdir and composed.is_file():  # a resume moved it and said where
+            files.append(f"{composed} (as composed)")
     csv = csv_log_dir(cfg)
     if csv is not None:
         files.append(f"{csv / 'hparams.yaml'} (resolved, flat)")

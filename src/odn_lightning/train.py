@@ -38,8 +38,8 @@ class Preempted(runs.RunError):
 def train(cfg: DictConfig) -> dict[str, float | None]:
     """Fit, then test the best checkpoint; returns the flat metrics also written to metrics.json."""
     check_config(cfg)
+    ckpt_path = resume_checkpoint(cfg)  # first: a resumed run logs into the run it continues
     runs.log_to_run_file()
-    ckpt_path = resume_checkpoint(cfg)
     run_identity.name_group_and_tag(cfg)
     runs.apply_extras(cfg)
     L.seed_everything(cfg.seed, workers=True)

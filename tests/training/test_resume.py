@@ -5,7 +5,6 @@ state; SIGTERM saves and exits 143. Real subprocesses, killed by a callback at a
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,7 +96,7 @@ def test_last_ckpt_is_the_last_epoch_and_holds_only_plain_data(uninterrupted):
     ],
 )
 def test_killed_then_resumed_equals_uninterrupted(
-    uninterrupted, synthetic_root, tmp_path, kind, step, last_every, caplog
+    uninterrupted, synthetic_root, tmp_path, kind, step, last_every
 ):
     runs = tmp_path / "logs" / "train" / "runs"
     run_dir = runs / "first"
@@ -115,12 +114,20 @@ def test_killed_then_resumed_equals_uninterrupted(
         assert saved["global_step"] == (6 if last_every == "2" else STEPS_PER_EPOCH)
     assert not (run_dir / "metrics.json").exists()
 
-    # The same command with ckpt_path=last, from a new Hydra run directory: the run continues in its own.
+    # The same command with ckpt_path=last, from a new Hydra run directory: the run continues in its own,
+    # with its log and config, and the folder Hydra made for the command is gone.
     csv = run_dir / "csv" / "metrics.csv"
     before = csv.read_text() if csv.is_file() else None
-    with caplog.at_level(logging.INFO, logger="odn_lightning"):
-        train_in_process(runs / "second", synthetic_root, every, "ckpt_path=last")
-    assert f"resuming {run_dir / 'checkpoints' / 'last.ckpt'}" in caplog.text
+    resumed = train_cli(runs / "second", synthetic_root, every, "ckpt_path=last")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert not (runs / "second").exists()
+    log = (run_dir / "train.log").read_text()
+    assert log.count("Seed set to 42") == 2 and "final metrics: test/" in log  # both commands' lines
+    assert "runs/second" not in log.split("the command's config: ")[1]  # nothing names the folder gone
+    assert f"resuming {run_dir / 'checkpoints' / 'last.ckpt'}" in log
+    history = run_dir / ".hydra" / f"resumed_at_step{saved['global_step']}" / "overrides.yaml"
+    assert "ckpt_path=last" in history.read_text()
+    assert "ckpt_path=last" not in (run_dir / ".hydra" / "overrides.yaml").read_text()  # the first command
     # The rows logged before the kill are kept (Lightning's CSV logger starts metrics.csv afresh).
     kept = run_dir / "csv" / f"metrics_until_step{saved['global_step']}.csv"
     assert (kept.read_text() if kept.is_file() else None) == before

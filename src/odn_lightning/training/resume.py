@@ -7,6 +7,7 @@ before the resume are kept beside it first (`set_aside_csv_metrics`)."""
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -137,12 +138,44 @@ def resume_checkpoint(cfg: DictConfig) -> Path | None:
             "started with, or start a new run (without ckpt_path) with the new ones"
         )
     run_dir = run_directory(path)
+    step = int(checkpoint.get("global_step") or 0)
     if run_dir is not None and run_dir.resolve() != Path(cfg.paths.output_dir).resolve():
+        continue_records_in(run_dir, Path(cfg.paths.output_dir), step)
         with open_dict(cfg):
             cfg.paths.output_dir = str(run_dir)
     log.info(f"resuming {path} (epoch {checkpoint.get('epoch')}, step {checkpoint.get('global_step')})")
-    set_aside_csv_metrics(cfg, int(checkpoint.get("global_step") or 0))
+    set_aside_csv_metrics(cfg, step)
     return path
+
+
+def continue_records_in(run_dir: Path, new_dir: Path, step: int) -> None:
+    """The records of a resumed run go to the run it continues, not to the folder Hydra made for the
+    command: its config (`.hydra/`) into `<run>/.hydra/resumed_at_step<step>/`, its log file's lines
+    so far and from now on appended to the run's log file of that name. The folder, left empty, goes."""
+    hydra_files = new_dir / ".hydra"
+    if hydra_files.is_dir():
+        kept = run_dir / ".hydra" / f"resumed_at_step{step}"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(kept, ignore_errors=True)  # a resume from the same step before: this one's
+        hydra_files.replace(kept)
+        log.info(f"the command's config: {kept}")
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+        written = Path(handler.baseFilename)
+        if written.parent.resolve() != new_dir.resolve():
+            continue
+        handler.close()
+        root.removeHandler(handler)
+        continued = run_dir / written.name
+        with continued.open("a", encoding="utf-8") as out:
+            out.write(written.read_text(encoding="utf-8") if written.is_file() else "")
+        written.unlink(missing_ok=True)
+        moved = logging.FileHandler(continued, mode="a", encoding="utf-8")
+        moved.setLevel(handler.level)
+        moved.setFormatter(handler.formatter)
+        root.addHandler(moved)
+    if new_dir.is_dir() and not any(new_dir.iterdir()):
+        new_dir.rmdir()
 
 
 def set_aside_csv_metrics(cfg: DictConfig, step: int) -> Path | None:
