@@ -118,6 +118,11 @@ def test_eval_writes_report_predictions_ced_plots_and_pictures(trained_run, tmp_
     assert "![ced.png](ced.png)" in report and "![worst_challenging.png](worst_challenging.png)" in report
     # The evaluated checkpoint and the network as Table 4 names it.
     assert f"- checkpoint: {checkpoint}\n" in report
+    # Under which limits the numbers were made: this test's, and those the checkpoint's run trained under.
+    assert (
+        "- limits: test trainer.limit_test_batches=2; training (the checkpoint's run) trainer.max_epochs=1, "
+        "trainer.max_steps=null, trainer.limit_train_batches=3, trainer.limit_val_batches=2\n"
+    ) in report
     assert "- network: ODN (GM+LM+DM) (class ODN: num_landmarks=68, use_gm=True" in report
     header = next(line for line in report.splitlines() if line.startswith("| split |"))
     assert "| occluder AUROC | occluder AUROC in face | face AUROC | landmark occlusion AUROC |" in header

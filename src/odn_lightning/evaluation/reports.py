@@ -26,6 +26,8 @@ import numpy as np
 import torch
 
 from ..datatypes import Batch, EvalStepOutput
+from ..training.callbacks import RUN_CONFIG_KEY
+from ..training.checkpoints import read_weights_only
 from .metrics import describe_normalisation, normalisation_for
 from .plots import plot_ced, save_png
 from .report_files import PREDICTIONS_FILE, REPORT_FILE, write_predictions, write_report
@@ -185,6 +187,7 @@ class EvaluationReport(L.Callback):
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
         facts = {
             "checkpoint": str(trainer.ckpt_path or self.checkpoint or "(weights in memory)"),
+            "limits": limits_fact(trainer),
             "network": network_fact(pl_module),
             "data": self.data,
             "NME normalisation": describe_normalisation(self.nme_normalisation),
@@ -241,6 +244,24 @@ class EvaluationReport(L.Callback):
             if dataset is not None and hasattr(dataset, "__len__"):
                 sizes[split] = len(dataset)
         return sizes
+
+
+TRAINING_LIMITS = ("max_epochs", "max_steps", "limit_train_batches", "limit_val_batches")
+
+
+def limits_fact(trainer: L.Trainer) -> str:
+    """report.md's limits line: the test's batch limit, and those the tested weights were trained under:
+    the tested checkpoint's run (its stored config), else this trainer's."""
+    stored = None
+    if trainer.ckpt_path and Path(trainer.ckpt_path).is_file():
+        checkpoint = read_weights_only(trainer.ckpt_path, mmap=True)
+        stored = (checkpoint.get(RUN_CONFIG_KEY) or {}).get("trainer")
+    if isinstance(stored, dict):
+        source, values = "the checkpoint's run", {key: stored.get(key) for key in TRAINING_LIMITS}
+    else:
+        source, values = "this run", {key: getattr(trainer, key, None) for key in TRAINING_LIMITS}
+    training = ", ".join(f"trainer.{key}={'null' if v is None else v}" for key, v in values.items())
+    return f"test trainer.limit_test_batches={trainer.limit_test_batches}; training ({source}) {training}"
 
 
 def counts_as_metrics(split_counts: Mapping[str, tuple[int, int | None]]) -> dict[str, float]:
