@@ -34,7 +34,7 @@ SWEEP_TINY = [
     "callbacks.evaluation_report.pictures=0",
     "extras.print_config=false",
 ]
-GROUPS = ("model", "data", "experiment")
+GROUPS = ("model", "data", "experiment", "trainer")
 
 
 def fake_run(
@@ -194,6 +194,27 @@ def test_labels_come_from_the_values_runs_took_less_ignored_keys_and_per_entry_p
         "train: trainer.max_epochs=2",
         "ert",
     ]
+
+
+def test_compare_md_lists_every_setting_that_differs_not_only_the_command_lines(tmp_path):
+    # An ERT run and a DDP train run that share no override: their configs and group choices still differ.
+    fake_run(tmp_path / "ert", ["ert.cascade_depth=2"], 0.03, task="ert", config={"data": {"limit": 200}})
+    fake_run(
+        tmp_path / "train",
+        ["trainer=ddp_cpu"],
+        0.05,
+        config={"trainer": {"limit_train_batches": 3}, "paths": {"output_dir": "/x"}},
+    )
+    groups = recorded_runs.group_runs(recorded_runs.find_runs([tmp_path / "ert", tmp_path / "train"]))
+    text, _ = comparison.write_comparison(groups, tmp_path / "out")
+    differing = text.split("Settings that differ between the runs", 1)[1].split("\n\n", 2)[1]
+    lines = differing.splitlines()
+    assert "- `ert.cascade_depth`: `2` (ert); not set (train)" in lines
+    assert "- `data.limit`: `200` (ert); not set (train)" in lines
+    assert "- `trainer` (group): not set (ert); `ddp_cpu` (train)" in lines
+    assert "- `trainer.limit_train_batches`: not set (ert); `3` (train)" in lines
+    assert "- `task_name`: `ert` (ert); `train` (train)" in lines
+    assert not [line for line in lines if "paths." in line or "seed" in line]  # ignored; equal
 
 
 def test_table4_names_rows_by_variant_where_that_is_unique_else_by_overrides(tmp_path):

@@ -15,7 +15,7 @@ import numpy as np
 from ..atomic import atomic_write_text, shown
 from .metrics import threshold_suffix
 from .plots import plot_ced
-from .recorded_runs import RunGroup, common_settings
+from .recorded_runs import RunGroup, common_settings, differing_settings
 from .report_files import PREDICTIONS_FILE, read_predictions
 
 COMPARISON_FILE = "compare.md"
@@ -164,6 +164,11 @@ def write_comparison(
         "Runs:",
         "",
         *runs_listing(groups),
+        "",
+        "Settings that differ between the runs (each run's whole config and config-group choices, not "
+        "only its command line; where files go, names and logging left out):",
+        "",
+        *(differing_settings(runs) or ["- none"]),
         "",
     ]
     text += [f"![{p.name}]({p.name})" for p in plots]

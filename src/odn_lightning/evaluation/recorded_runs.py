@@ -306,3 +306,51 @@ def common_settings(runs: Sequence[Run], ignore_keys: Iterable[str] = IGNORE_KEY
         and not _matches(key, ignore_keys)
         and all(run.overrides.get(key) == value for run in runs[1:])
     ]
+
+
+GROUP = " (group)"  # a config-group choice among a run's settings: `trainer (group)` -> ddp_cpu
+
+
+def all_settings(run: Run, ignore_keys: Iterable[str] = IGNORE_KEYS) -> dict[str, str | None]:
+    """Every setting of a run, not only its command line's: each leaf of its config (dotted key ->
+    value as text, an interpolation as written) and each config-group choice, less `ignore_keys`."""
+
+    def leaves(node: Any, prefix: str) -> dict[str, str | None]:
+        if not isinstance(node, dict):
+            return {prefix: _as_text(node)}
+        found: dict[str, str | None] = {}
+        for key, value in node.items():
+            found.update(leaves(value, f"{prefix}.{key}" if prefix else str(key)))
+        return found
+
+    settings = {k: v for k, v in leaves(run.config, "").items() if not _matches(k, ignore_keys)}
+    for group, choice in run.choices.items():
+        if not group.startswith("hydra") and not _matches(group, ignore_keys):
+            settings[group + GROUP] = None if choice is None else str(choice)
+    return settings
+
+
+def differing_settings(runs: Sequence[Run], ignore_keys: Iterable[str] = IGNORE_KEYS) -> list[str]:
+    """compare.md's lines of every setting (`all_settings`) whose value is not the same in all `runs`:
+    each value, or `not set`, with the runs (folder names) that had it."""
+    ignore_keys = tuple(ignore_keys)
+    settings = [all_settings(run, ignore_keys) for run in runs]
+    lines = []
+    for key in dict.fromkeys(k for found in settings for k in found):
+        by_value: dict[str | None, list[str]] = {}
+        for run, found in zip(runs, settings, strict=True):
+            by_value.setdefault(found.get(key), []).append(run.run_dir.name)
+        if len(by_value) < 2:
+            continue
+        shown_key = f"`{key[: -len(GROUP)]}`{GROUP}" if key.endswith(GROUP) else f"`{key}`"
+        values = [
+            f"{'not set' if value is None else f'`{value}`'} ({_some(names)})"
+            for value, names in by_value.items()
+        ]
+        lines.append(f"- {shown_key}: " + "; ".join(values))
+    return lines
+
+
+def _some(names: list[str], shown_at_most: int = 4) -> str:
+    more = len(names) - shown_at_most
+    return ", ".join(names[:shown_at_most]) + (f" and {more} more" if more > 0 else "")
