@@ -24,7 +24,6 @@ TINY = [
     "data.synthetic.sizes.challenging=4",
     "trainer.accelerator=cpu",
     "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
     # No report or validation pictures (drawing them was most of a tiny test stage); the tests of the
     # pictures ask for them.
     "pictures=0",

@@ -143,7 +143,11 @@ def resume_checkpoint(cfg: DictConfig) -> Path | None:
         continue_records_in(run_dir, Path(cfg.paths.output_dir), step)
         with open_dict(cfg):
             cfg.paths.output_dir = str(run_dir)
-    log.info(f"resuming {path} (epoch {checkpoint.get('epoch')}, step {checkpoint.get('global_step')})")
+    log.info(
+        f"resuming {path} (epoch {checkpoint.get('epoch')}, step {checkpoint.get('global_step')}): the rest "
+        "of the run sees the faces, in the order and with the augmentations, of the uninterrupted run "
+        "(both are functions of seed, epoch and face), so it ends with the same weights"
+    )
     set_aside_csv_metrics(cfg, step)
     return path
 
