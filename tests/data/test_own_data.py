@@ -3,6 +3,7 @@ project root the entry points write under from any directory."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from pathlib import Path
 
@@ -301,6 +302,12 @@ def synthetic_data(synthetic_root: Path) -> list[str]:
     return ["data=synthetic", f"data.root={synthetic_root}", *TINY_SYNTHETIC]
 
 
+def read_back(printed: str, output_dir: Path) -> DictConfig:
+    """The train config of the overrides convert printed to read its output back, as a shell splits them."""
+    (line,) = [line for line in printed.splitlines() if line.startswith("read it back with: ")]
+    return compose_config("train", shlex.split(line.removeprefix("read it back with: ")), output_dir)
+
+
 def by_stem(records: list[FaceRecord]) -> dict[str, FaceRecord]:
     return {r.image_path.stem: r for r in records}
 
@@ -314,11 +321,12 @@ def test_a_dataset_converted_to_pts_and_to_csv_reads_back_to_the_same_faces(tmp_
         f"common: 8 faces -> {tmp_path / 'pts' / 'common'} (images: 8 linked; 8 .pts; 8 .occ; 8 masks)"
         in printed
     )
-    splits = "{train: [train], val: [val], common: [common], challenging: [challenging], full: [full]}"
-    assert (
-        f"read it back with data.root={tmp_path / 'pts'}, data.scheme=ibug68 and data.splits={splits}"
-        in printed
-    )
+    # The printed settings, pasted after `train`, read the conversion back: every split, whole.
+    reread = read_back(printed, tmp_path / "r")
+    assert reread.data.root == str(tmp_path / "pts") and reread.data.name == "w300"
+    assert list(reread.data.test_splits) == ["common", "challenging", "full"]
+    reader = instantiate(reread.data)
+    assert {split: len(reader.records(split)) for split in counts} == counts
     source = instantiate(cfg.data)
     for split in counts:
         original = by_stem(source.records(split))
@@ -342,11 +350,9 @@ def test_a_dataset_converted_to_pts_and_to_csv_reads_back_to_the_same_faces(tmp_
         for back, record in zip(converted, original, strict=True):
             np.testing.assert_array_equal(back.landmarks, record.landmarks)  # float32 exactly
             np.testing.assert_array_equal(back.visible, record.visible)
-    # The converted tree is a dataset the suite reads, with the settings the converter printed.
-    reread = compose_config(
-        "train", ["data=w300", f"data.root={tmp_path / 'pts'}", f"data.splits={splits}"], tmp_path / "r"
-    )
-    assert len(instantiate(reread.data).records("full")) == 12
+    # The CSV conversion reads back the same way.
+    reader = instantiate(read_back(printed, tmp_path / "r_csv").data)
+    assert {split: len(reader.records(split)) for split in counts} == counts
 
 
 def test_a_declared_scheme_and_face_boxes_survive_conversion(tmp_path, synthetic_root, capsys):
@@ -368,17 +374,9 @@ def test_a_declared_scheme_and_face_boxes_survive_conversion(tmp_path, synthetic
     assert "8 face boxes not kept (format=csv keeps them)" in printed
     assert f"data.scheme={tmp_path / 'pts' / 'scheme.yaml'}" in printed
     assert sorted(p.name for p in (tmp_path / "pts").iterdir()) == ["scheme.yaml", "test"]
-    # Read back through the written declaration.
-    back = compose_config(
-        "train",
-        [
-            "data=face5_csv",
-            f"data.root={tmp_path / 'pts'}",
-            f"data.scheme={tmp_path / 'pts' / 'scheme.yaml'}",
-            "data.splits={train: [test], val: [test], test: [test]}",
-        ],
-        tmp_path / "r",
-    )
+    # Read back through the written declaration, with the settings printed (only `test` was written).
+    back = read_back(printed, tmp_path / "r")
+    assert list(back.data.splits) == ["test"] and list(back.data.test_splits) == ["test"]
     check_config(back)
     assert len(instantiate(back.data).records("test")) == 8
 

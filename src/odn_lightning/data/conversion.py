@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import shutil
 from collections.abc import Sequence
 from contextlib import suppress
@@ -245,20 +246,47 @@ def write_dataset(
             shutil.rmtree(temporary, ignore_errors=True)
     if layout == "csv":
         lines.append(f"images: {placer.summary()} under {shown(out / CSV_IMAGES)}")
-    scheme_setting = scheme.name if builtin else shown(out / SCHEME_FILE)
-    if layout == "pts":
-        sources = "{" + ", ".join(f"{split}: [{split}]" for split in splits) + "}"
-    else:
-        sources = (
-            "{"
-            + ", ".join(
-                f"{split}: [{{reader: landmarks_csv, csv_file: {split}.csv, image_root: {CSV_IMAGES}}}]"
-                for split in splits
-            )
-            + "}"
+    scheme_setting = scheme.name if builtin else str(out / SCHEME_FILE)
+    overrides = read_back_overrides(datamodule, splits, out, layout, scheme_setting)
+    stand_in = [s for s in (datamodule.hparams.train_split, datamodule.hparams.val_split) if s not in splits]
+    if stand_in:
+        lines.append(
+            f"not written: {', '.join(stand_in)}; the settings below read a written split in its place"
         )
-    return (
-        counts,
-        lines,
-        f"read it back with data.root={shown(out)}, data.scheme={scheme_setting} and data.splits={sources}",
-    )
+    return counts, lines, "read it back with: " + " ".join(shlex.quote(o) for o in overrides)
+
+
+def read_back_overrides(
+    datamodule: LandmarkDataModule, splits: Sequence[str], out: Path, layout: str, scheme_setting: str
+) -> list[str]:
+    """The overrides of train, eval or data check that read a conversion back as the source was read:
+    the source's data config (its crops, normaliser, flip; the synthetic faces' is 300W's, whose layout
+    they are written in, without 300W's published counts), the written splits in place of its own
+    (deleted and added: an override of data.splits would merge with them), and its train, validation
+    and test splits where they were written (`write_dataset` says which stand in)."""
+    hp = datamodule.hparams
+    if layout == "pts":
+        sources = ", ".join(f"{split}: [{split}]" for split in splits)
+    else:
+        sources = ", ".join(
+            f"{split}: [{{reader: landmarks_csv, csv_file: {split}.csv, image_root: {CSV_IMAGES}}}]"
+            for split in splits
+        )
+    synthetic = hp.name == "synthetic"
+    overrides = [
+        f"data={'w300' if synthetic else hp.name}",
+        f"data.root={out}",
+        f"data.scheme={scheme_setting}",
+        "~data.splits",
+        f"+data.splits={{{sources}}}",
+    ]
+    tests = [split for split in hp.test_splits if split in splits] or list(splits)
+    # The data loads only with a training and a validation split: where they were not written, the
+    # first test split stands in (say so: train on it only if that is meant).
+    overrides += [
+        f"data.{key}={hp[key] if hp[key] in splits else tests[0]}" for key in ("train_split", "val_split")
+    ]
+    overrides.append(f"data.test_splits=[{', '.join(tests)}]")
+    if synthetic:
+        overrides.append("data.expected_counts=null")
+    return overrides
