@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
+from odn_lightning.config import project_root
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -40,7 +43,9 @@ def test_synthetic_faces_notebook_executes(tmp_path, monkeypatch):
 
 
 def test_run_report_notebook_executes_on_a_trained_run(tmp_path, monkeypatch, trained_run):
-    monkeypatch.setenv("ODN_RUN_DIR", str(trained_run))
+    # Relative to the repository, as README's `ODN_RUN_DIR=logs/train/runs/<run> jupyter lab notebooks/`
+    # gives it; the kernel starts in notebooks/.
+    monkeypatch.setenv("ODN_RUN_DIR", os.path.relpath(trained_run, project_root()))
     notebook = execute("run_report.ipynb", tmp_path)
     text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     assert "metrics.json" in text and "common" in text
