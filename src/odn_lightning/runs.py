@@ -36,6 +36,7 @@ from .inference.media import MediaError
 from .models import PretrainedWeightsUnavailable
 from .training.checkpoints import CheckpointError, CheckpointWriteError
 from .training.module import NonFiniteError
+from .training.quiet import quiet_lightning
 
 log = logging.getLogger(__name__)
 
@@ -227,38 +228,6 @@ def csv_log_dir(cfg: DictConfig) -> Path | None:
     if csv is None or not csv.get("save_dir"):
         return None
     return Path(csv.save_dir, csv.get("name") or "", str(csv.get("version") or ""))
-
-
-# Lightning's messages that do not apply to the suite's runs, silenced by their text (a run prints its
-# summary table and its paths, and what does apply).
-NOT_APPLICABLE_WARNINGS = (
-    # Lightning's own call of a torch API that torch deprecated: nothing a user can change.
-    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
-    # eval tests a checkpoint under its own callbacks (the report), never the training run's.
-    r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint",
-    # The suite's sampler makes a resume mid-epoch exact (data/sampler.py); resume says so itself.
-    r"You're resuming from a checkpoint that ended before the epoch ended",
-)
-NOT_APPLICABLE_LINES = (
-    "💡 Tip:",  # advertisements for Lightning's cloud packages
-    "TPU available:",  # the suite runs on CPUs and GPUs
-    "Loading `train_dataloader` to estimate number of stepping batches",
-)
-
-
-class _NotApplicable(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(NOT_APPLICABLE_LINES)
-
-
-def quiet_lightning() -> None:
-    """Silence NOT_APPLICABLE_WARNINGS and NOT_APPLICABLE_LINES where Lightning emits them."""
-    for message in NOT_APPLICABLE_WARNINGS:
-        warnings.filterwarnings("ignore", message=f".*{message}")
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _NotApplicable) for f in logger.filters):
-            logger.addFilter(_NotApplicable())
 
 
 def apply_extras(cfg: DictConfig) -> None:

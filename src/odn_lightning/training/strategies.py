@@ -22,6 +22,8 @@ from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcess
 from lightning.pytorch.trainer.call import _interrupt
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from .quiet import quiet_lightning
+
 
 def destroy_process_group() -> None:
     """Destroys this process's default process group, if it has one."""
@@ -86,6 +88,7 @@ class StopOnSIGTERMLauncher(_MultiProcessingLauncher):
             trainer.checkpoint_callback.last_model_path = self.finished.last_checkpoint
 
     def _wrapping_function(self, process_idx: int, trainer: Any, *args: Any, **kwargs: Any) -> None:
+        quiet_lightning()  # a spawned worker starts without the launching process's filters
         return_queue = args[3]
         try:
             super()._wrapping_function(process_idx, trainer, *args, **kwargs)
