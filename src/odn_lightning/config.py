@@ -16,11 +16,24 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .locations import CONFIG_DIR, REPOSITORY  # noqa: F401  (CONFIG_DIR: re-exported, as every entry point imports it)
 from .schemes import get_scheme, is_builtin, scheme_declaration
+
+
+def dotted_leaves(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A plain config's leaves, dotted key -> value (`prefix` before each key); a non-mapping is one leaf."""
+    if not isinstance(node, Mapping):
+        return {prefix: node}
+    leaves: dict[str, Any] = {}
+    for key, value in node.items():
+        leaves.update(dotted_leaves(value, f"{prefix}.{key}" if prefix else str(key)))
+    return leaves
+
 
 # Where data/ and logs/ go, when set (else the repository): paths.root_dir.
 ROOT_ENV = "ODN_ROOT"

@@ -20,6 +20,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from ..atomic import shown
+from ..config import dotted_leaves
 from ..config_checks import ConfigError
 
 HYDRA_DIR = ".hydra"
@@ -314,16 +315,8 @@ GROUP = " (group)"  # a config-group choice among a run's settings: `trainer (gr
 def all_settings(run: Run, ignore_keys: Iterable[str] = IGNORE_KEYS) -> dict[str, str | None]:
     """Every setting of a run, not only its command line's: each leaf of its config (dotted key ->
     value as text, an interpolation as written) and each config-group choice, less `ignore_keys`."""
-
-    def leaves(node: Any, prefix: str) -> dict[str, str | None]:
-        if not isinstance(node, dict):
-            return {prefix: _as_text(node)}
-        found: dict[str, str | None] = {}
-        for key, value in node.items():
-            found.update(leaves(value, f"{prefix}.{key}" if prefix else str(key)))
-        return found
-
-    settings = {k: v for k, v in leaves(run.config, "").items() if not _matches(k, ignore_keys)}
+    leaves = dotted_leaves(run.config).items()
+    settings = {k: _as_text(v) for k, v in leaves if not _matches(k, ignore_keys)}
     for group, choice in run.choices.items():
         if not group.startswith("hydra") and not _matches(group, ignore_keys):
             settings[group + GROUP] = None if choice is None else str(choice)

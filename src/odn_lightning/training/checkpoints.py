@@ -26,6 +26,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from ..config import dotted_leaves
 from .strategies import WorkersStoppedBySIGTERM
 
 LAST = "last"
@@ -226,15 +227,6 @@ def run_directory(ckpt_path: Path) -> Path | None:
     return ckpt_path.parent.parent if ckpt_path.parent.name == CHECKPOINT_DIR else None
 
 
-def _leaves(node: Any, prefix: str) -> dict[str, Any]:
-    if not isinstance(node, Mapping):
-        return {prefix: node}
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        out.update(_leaves(value, f"{prefix}.{key}"))
-    return out
-
-
 def differences(stored: Mapping, current: Mapping, keys: list[str]) -> list[str]:
     """`key: stored -> current` for each setting under the dotted `keys` that differs between two
     plain configs."""
@@ -243,7 +235,7 @@ def differences(stored: Mapping, current: Mapping, keys: list[str]) -> list[str]
         node: Any = config
         for part in key.split("."):
             node = node.get(part) if isinstance(node, Mapping) else None
-        return _leaves(node, key)
+        return dotted_leaves(node, key)
 
     found = []
     for key in keys:

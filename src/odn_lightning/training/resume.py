@@ -12,6 +12,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ..config import dotted_leaves
 from ..runs import csv_log_dir
 from .callbacks import RUN_CONFIG_KEY
 from .checkpoints import (
@@ -76,22 +77,14 @@ def run_settings(config: dict) -> dict[str, object]:
     """A resolved config's settings, dotted key -> value, but for those of NOT_THE_RUN; a path inside the
     run's own directory (trainer.default_root_dir, ...) is said relative to it, as `<run>/...`."""
     run = str((config.get("paths") or {}).get("output_dir") or "") or None
-
-    def leaves(node: dict, prefix: str) -> dict[str, object]:
-        settings: dict[str, object] = {}
-        for key, value in node.items():
-            dotted = f"{prefix}{key}"
-            if dotted in NOT_THE_RUN:
-                continue
-            if isinstance(value, dict):
-                settings.update(leaves(value, f"{dotted}."))
-            elif run and isinstance(value, str) and (value == run or value.startswith(f"{run}/")):
-                settings[dotted] = "<run>" + value[len(run) :]
-            else:
-                settings[dotted] = value
-        return settings
-
-    return leaves(config, "")
+    settings: dict[str, object] = {}
+    for key, value in dotted_leaves(config).items():
+        if any(key == name or key.startswith(f"{name}.") for name in NOT_THE_RUN):
+            continue
+        if run and isinstance(value, str) and (value == run or value.startswith(f"{run}/")):
+            value = "<run>" + value[len(run) :]
+        settings[key] = value
+    return settings
 
 
 def setting_changes(stored: dict, current: dict) -> list[str]:
