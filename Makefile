@@ -64,7 +64,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the suite with its dev tools (quick when nothing changed)
 
-train: install ## Train ODN on the embedded synthetic faces (quickstart, about 5 min on 2 CPU cores)
+train: install ## Train ODN on the embedded synthetic faces (quickstart, about 8 1/2 min on 2 CPU cores)
 	$(PY) -m odn_lightning.train experiment=quickstart $(ARGS)
 
 eval: install ## Evaluate a checkpoint: make eval CKPT=path/to/last.ckpt [ARGS="data=..."]
