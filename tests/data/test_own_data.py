@@ -20,7 +20,7 @@ from odn_lightning.config import REPOSITORY, project_root
 from odn_lightning.config_checks import ConfigError, check_config
 from odn_lightning.convert import convert
 from odn_lightning.data.formats import READERS
-from odn_lightning.data.formats.landmarks_csv import read_landmarks_csv, write_landmarks_csv
+from odn_lightning.data.formats.landmarks_csv import read_landmarks_csv
 from odn_lightning.data.formats.w300 import read_pts_folder
 from odn_lightning.data.records import OCCLUDED_BY_OBJECT, AnnotationError, FaceRecord
 from odn_lightning.evaluation.metrics import LandmarkNME
@@ -37,6 +37,7 @@ from odn_lightning.training.checkpoints import load_checkpoint
 
 from ..helpers.cli import run_cli
 from ..helpers.configs import LIMITS, TINY, TINY_SYNTHETIC, compose_config
+from ..helpers.formats import write_face5_dataset
 
 FACE5 = {
     "name": "face5",
@@ -45,8 +46,6 @@ FACE5 = {
     "outer_eye_corners": [0, 1],
     "eye_centres": [[0], [1]],
 }
-# The 5 points from iBUG's 68: eye centres (mean of each eye's 6 points), nose tip, mouth corners.
-FACE5_FROM_IBUG68 = (range(36, 42), range(42, 48), (30,), (48,), (54,))
 # TINY without the synthetic generator's sizes (face5_csv has no generator).
 CSV_TINY = [option for option in TINY if not option.startswith("data.synthetic.")]
 
@@ -224,31 +223,6 @@ def test_csv_reader_refuses_a_box_that_is_not_one(tmp_path):
 
 
 # ----------------------------------------------------------------------------- own 5-point data
-
-
-def write_face5_dataset(
-    root: Path, synthetic_root: Path, splits: dict[str, str], with_box: bool = False
-) -> None:
-    """A face5 dataset in the plain CSV layout of conf/data/face5_csv.yaml, made of the synthetic
-    faces: `splits` maps its splits to synthetic ones."""
-    for split, synthetic_split in splits.items():
-        records, names = [], []
-        for record in read_pts_folder(synthetic_root / synthetic_split):
-            name = f"{synthetic_split}/{record.image_path.name}"
-            target = root / "images" / name
-            if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(record.image_path, target)
-            points = np.stack([record.landmarks[list(group)].mean(axis=0) for group in FACE5_FROM_IBUG68])
-            hidden = np.stack([record.occlusion[list(group)].max() for group in FACE5_FROM_IBUG68])
-            box = (
-                np.concatenate([record.landmarks.min(axis=0), record.landmarks.max(axis=0)])
-                if with_box
-                else None
-            )
-            records.append(FaceRecord(target, points.astype(np.float32), hidden.astype(np.uint8), box=box))
-            names.append(name)
-        write_landmarks_csv(root / f"{split}.csv", records, names)
 
 
 FACE5_SPLITS = {"train": "train", "val": "val", "test": "common"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 from hydra.utils import instantiate
@@ -10,34 +9,13 @@ from hydra.utils import instantiate
 from odn_lightning.data_check import check
 
 from ..helpers.configs import compose_config
-from ..helpers.formats import wflw_line
-
-SUBSETS = ("largepose", "expression", "illumination", "makeup", "occlusion", "blur")
+from ..helpers.formats import write_wflw
 
 
 @pytest.fixture
 def wflw_root(tmp_path):
     root = tmp_path / "WFLW"
-    rng = np.random.default_rng(0)
-    lines = []
-    for i in range(4):
-        name = f"0--Parade/face_{i}.jpg"
-        image = root / "WFLW_images" / name
-        image.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(image), rng.integers(0, 255, (120, 120, 3), dtype=np.uint8))
-        points = rng.uniform(30, 90, (98, 2))
-        lines.append(wflw_line(points, [30, 30, 90, 90], [int(i == 0), 0, 0, 0, int(i > 1), 0], name))
-    # The subset lists, as published, hold 196 numbers and the name: no box, no flags.
-    subset_line = wflw_line(points, None, None, name)
-    annotations = root / "WFLW_annotations"
-    (annotations / "list_98pt_rect_attr_train_test").mkdir(parents=True)
-    (annotations / "list_98pt_test").mkdir()
-    for split in ("train", "test"):
-        (annotations / "list_98pt_rect_attr_train_test" / f"list_98pt_rect_attr_{split}.txt").write_text(
-            "\n".join(lines) + "\n"
-        )
-    for subset in SUBSETS:
-        (annotations / "list_98pt_test" / f"list_98pt_test_{subset}.txt").write_text(subset_line + "\n")
+    write_wflw(root)
     return root
 
 

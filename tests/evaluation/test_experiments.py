@@ -197,7 +197,8 @@ SWEEP_TINY = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("launcher", ["basic", "submitit_local"])
+# Hydra's basic launcher runs README's `make ablation` and `make table4` (tests/test_readme_commands.py).
+@pytest.mark.parametrize("launcher", ["submitit_local"])
 def test_two_variant_sweep_runs_and_collects(launcher, tmp_path, synthetic_root):
     args = [
         "--multirun",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,7 +11,9 @@ import cv2
 import numpy as np
 import scipy.io
 
-from odn_lightning.data.formats.w300 import write_pts
+from odn_lightning.data.formats.landmarks_csv import write_landmarks_csv
+from odn_lightning.data.formats.w300 import read_pts_folder, write_pts
+from odn_lightning.data.records import FaceRecord
 
 IMAGE_SIDE = 96
 
@@ -167,3 +170,59 @@ def write_hrnet(root: Path, csv_counts: dict[str, int], num_landmarks: int, box_
             rows.append(row + list(face_points(seed, num_landmarks).reshape(-1)))
         root.mkdir(parents=True, exist_ok=True)
         hrnet_csv(root / csv_name, rows, num_landmarks, box_size)
+
+
+# The 5 points from iBUG's 68: eye centres (mean of each eye's 6 points), nose tip, mouth corners.
+FACE5_FROM_IBUG68 = (range(36, 42), range(42, 48), (30,), (48,), (54,))
+
+
+def write_face5_dataset(
+    root: Path, synthetic_root: Path, splits: dict[str, str], with_box: bool = False
+) -> None:
+    """A face5 dataset in the plain CSV layout of conf/data/face5_csv.yaml, made of the synthetic
+    faces: `splits` maps its splits to synthetic ones."""
+    for split, synthetic_split in splits.items():
+        records, names = [], []
+        for record in read_pts_folder(synthetic_root / synthetic_split):
+            name = f"{synthetic_split}/{record.image_path.name}"
+            target = root / "images" / name
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(record.image_path, target)
+            points = np.stack([record.landmarks[list(group)].mean(axis=0) for group in FACE5_FROM_IBUG68])
+            hidden = np.stack([record.occlusion[list(group)].max() for group in FACE5_FROM_IBUG68])
+            box = (
+                np.concatenate([record.landmarks.min(axis=0), record.landmarks.max(axis=0)])
+                if with_box
+                else None
+            )
+            records.append(FaceRecord(target, points.astype(np.float32), hidden.astype(np.uint8), box=box))
+            names.append(name)
+        write_landmarks_csv(root / f"{split}.csv", records, names)
+
+
+WFLW_SUBSETS = ("largepose", "expression", "illumination", "makeup", "occlusion", "blur")
+
+
+def write_wflw(root: Path, count: int = 4) -> None:
+    """WFLW as published: WFLW_images/ and the train/test lists (206 numbers and the name a line),
+    with the six subset lists of the test faces (196 numbers and the name: no box, no flags)."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(count):
+        name = f"0--Parade/face_{i}.jpg"
+        image = root / "WFLW_images" / name
+        image.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(image), rng.integers(0, 255, (120, 120, 3), dtype=np.uint8))
+        points = rng.uniform(30, 90, (98, 2))
+        lines.append(wflw_line(points, [30, 30, 90, 90], [int(i == 0), 0, 0, 0, int(i > 1), 0], name))
+    subset_line = wflw_line(points, None, None, name)
+    annotations = root / "WFLW_annotations"
+    (annotations / "list_98pt_rect_attr_train_test").mkdir(parents=True)
+    (annotations / "list_98pt_test").mkdir()
+    for split in ("train", "test"):
+        (annotations / "list_98pt_rect_attr_train_test" / f"list_98pt_rect_attr_{split}.txt").write_text(
+            "\n".join(lines) + "\n"
+        )
+    for subset in WFLW_SUBSETS:
+        (annotations / "list_98pt_test" / f"list_98pt_test_{subset}.txt").write_text(subset_line + "\n")
