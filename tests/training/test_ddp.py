@@ -75,6 +75,12 @@ def test_ddp_cpu_fits_with_two_processes_and_tests_like_one(uninterrupted, tmp_p
         ):
             key = f"test/{split}/{name}"
             assert metrics[key] == pytest.approx(single[key], rel=1e-5, abs=1e-6), key
+    # csv/metrics.csv keeps the fit's rows: the test stage's new processes start a new CSV logger,
+    # whose Lightning default deletes the file it finds.
+    header, *rows = (run / "csv" / "metrics.csv").read_text().splitlines()
+    columns = header.split(",")
+    logged = [dict(zip(columns, row.split(","), strict=True)) for row in rows]
+    assert any(row["val/nme"] for row in logged) and any(row["test/full/nme"] for row in logged)
     # Both processes' faces reach one predictions.csv, each face once.
     rows = (run / "predictions.csv").read_text().splitlines()
     assert len(rows) == 1 + 8 + 4 + 12

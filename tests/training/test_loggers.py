@@ -252,3 +252,23 @@ def test_a_second_run_in_the_process_logs_lightning_into_its_own_file_only(tmp_p
         for handler in files:
             lightning.removeHandler(handler)
             handler.close()
+
+
+def test_a_new_csv_logger_in_a_runs_folder_continues_its_metrics_csv(tmp_path):
+    """A run's stage that starts a new CSV logger (the test stage's processes under trainer=ddp_cpu)
+    adds its rows to the file; Lightning's own logger deletes the file first."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.load(Path(__file__).parents[2] / "conf" / "logger" / "csv.yaml").csv
+    config.save_dir = str(tmp_path)
+    for step, metrics in ((3, {"val/nme": 0.5}), (4, {"val/nme": 0.25}), (5, {"test/full/nme": 0.4})):
+        logger = instantiate(config)  # a new logger for each stage
+        logger.log_metrics(metrics, step=step)
+        logger.save()
+    assert (tmp_path / "csv" / "metrics.csv").read_text().splitlines() == [
+        "step,test/full/nme,val/nme",
+        "3,,0.5",
+        "4,,0.25",
+        "5,0.4,",
+    ]

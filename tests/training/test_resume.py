@@ -215,8 +215,8 @@ def test_a_resume_that_changes_the_step_count_is_refused_in_one_line(
 
 
 def test_a_resume_keeps_the_csv_rows_logged_before_it(tmp_path):
-    """Lightning's CSV logger deletes the metrics.csv it finds in its folder; a resumed run continues in
-    the same folder, so the earlier rows are moved aside first, whole."""
+    """A resumed run continues in the same folder: the earlier rows are moved aside first, whole, and
+    metrics.csv starts afresh (steps redone after a kill are not listed twice)."""
     from omegaconf import OmegaConf
 
     from odn_lightning.training.resume import set_aside_csv_metrics

@@ -1,8 +1,8 @@
 """Resuming a run (`ckpt_path=`): the checkpoint it names, checked against the new run's config. A resumed
 run must share its network, objective, optimiser and data with the run that wrote the checkpoint, and,
-under a schedule planned over the whole run (one-cycle), its number of optimiser steps. The CSV logger
-starts its metrics.csv afresh in the run's folder (Lightning deletes the one there): the rows logged
-before the resume are kept beside it first (`set_aside_csv_metrics`)."""
+under a schedule planned over the whole run (one-cycle), its number of optimiser steps. The rows logged
+before the resume are set beside the run's metrics.csv (`set_aside_csv_metrics`), which starts afresh:
+the steps redone after a kill past the last checkpoint are not listed twice."""
 
 from __future__ import annotations
 
@@ -176,8 +176,8 @@ def continue_records_in(run_dir: Path, new_dir: Path, step: int) -> None:
 
 
 def set_aside_csv_metrics(cfg: DictConfig, step: int) -> Path | None:
-    """The run's csv/metrics.csv, moved to metrics_until_step<step>.csv before the CSV logger of the
-    resumed run deletes it; returns where it went (None without one)."""
+    """The run's csv/metrics.csv, moved to metrics_until_step<step>.csv before the resumed run logs;
+    returns where it went (None without one)."""
     folder = csv_log_dir(cfg)
     metrics = None if folder is None else folder / "metrics.csv"
     if metrics is None or not metrics.is_file():
