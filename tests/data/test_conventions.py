@@ -243,3 +243,29 @@ def test_a_per_split_normalisation_is_checked_before_the_run(setting, error, tmp
     else:
         with pytest.raises(ConfigError, match=re.escape(error)):
             check_config(cfg)
+
+
+@pytest.mark.parametrize(
+    "name, source, named, not_named",
+    [
+        # convert's read-back of a CSV under the source's data config (data=w300: .pts folders)
+        ("w300", {"reader": "landmarks_csv", "csv_file": "train.csv"}, "`landmarks_csv`", "`.pts`"),
+        # and of .pts folders under a CSV data config
+        ("face5_csv", "train", "`.pts` 1-based", "landmarks_csv"),
+        # a config's own sources: its own line
+        ("w300", "lfpw/trainset", "`.pts` 1-based", "the layout the splits"),
+    ],
+)
+def test_the_conventions_line_names_the_format_of_the_splits_given(name, source, named, not_named):
+    """data-check's conventions line: where the splits are given in another format than the data
+    config's own (convert's read-back), the coordinates named are those of the files read."""
+    from odn_lightning.data.conventions import evidence
+
+    data = {
+        "name": name,
+        "splits": {"train": [source]},
+        "test_splits": [],
+        "nme_normalisation": "inter_ocular",
+    }
+    (line,) = [line for line in evidence(data, {}, Path("/nowhere")) if line.startswith("conventions:")]
+    assert named in line and not_named not in line, line

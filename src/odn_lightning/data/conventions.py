@@ -109,6 +109,35 @@ CONVENTIONS: dict[str, Convention] = {
         "your own data; the 5-point layout of MTCNN / RetinaFace",
     ),
 }
+# The two layouts convert writes (and a user's own data may come in), by what a split source names:
+# a plain string is a 300W folder. A data config whose splits are given in one of them reads their
+# files under that layout's convention, whatever the config's own (convert's read-back overrides).
+LAYOUT_COORDINATES = {
+    "pts_folder": (PTS, "`.pts`"),
+    "landmarks_csv": ("plain CSV (`landmarks_csv`) 0-based, as stored", "`landmarks_csv`"),
+}
+
+
+def _layout(source: object) -> str | None:
+    if isinstance(source, str):
+        return "pts_folder"
+    return source.get("reader") if isinstance(source, Mapping) else None
+
+
+def coordinates_read(data: Mapping, convention: Convention) -> str:
+    """The coordinate convention of the files `data`'s splits read: the config's own, or, where a
+    split is given in a layout the config's convention does not name, that layout's."""
+    given = {_layout(source) for sources in data["splits"].values() for source in sources}
+    foreign = [
+        LAYOUT_COORDINATES[layout][0]
+        for layout in sorted(given & LAYOUT_COORDINATES.keys())
+        if LAYOUT_COORDINATES[layout][1] not in convention.coordinates
+    ]
+    if not foreign:
+        return convention.coordinates
+    return f"{'; '.join(foreign)} (the layout the splits are given in)"
+
+
 # data config name -> its scheme's name, for the table's point count (a test checks them against conf/data).
 SCHEMES = {
     "w300": "ibug68",
@@ -150,7 +179,7 @@ def evidence(data: Mapping, records: Mapping[str, list[FaceRecord]], root: Path)
         lines.append(f"conventions: data={data['name']} has no entry in odn_lightning.data.conventions")
     else:
         lines.append(
-            f"conventions: coordinates {convention.coordinates}; NME normaliser {convention.normaliser} "
+            f"conventions: coordinates {coordinates_read(data, convention)}; NME normaliser {convention.normaliser} "
             f"(alternatives: {convention.alternatives}); follows {convention.reference}"
         )
     for split in data["test_splits"]:
