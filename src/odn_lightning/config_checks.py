@@ -286,9 +286,10 @@ def _check_split_normalisations(cfg: DictConfig, key: str) -> None:
     evaluated = [_value(cfg, "data.val_split", "val"), *(tests if isinstance(tests, ListConfig) else [])]
     uncovered = [s for s in evaluated if isinstance(s, str) and s not in setting]
     if uncovered and DEFAULT_SPLIT not in setting:
+        missing = ", ".join(f"`{split}: inter_ocular`" for split in dict.fromkeys(uncovered))
         raise ConfigError(
-            f"{key} gives no normalisation for split {uncovered[0]!r}; add `{uncovered[0]}: inter_ocular` "
-            f"or a `{DEFAULT_SPLIT}` entry"
+            f"{key} gives no normalisation for split {', '.join(map(repr, dict.fromkeys(uncovered)))}; "
+            f"add {missing} or a `{DEFAULT_SPLIT}` entry"
         )
 
 
