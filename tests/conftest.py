@@ -89,9 +89,14 @@ def pytest_xdist_make_scheduler(config, log):
     return ModuleFixtureScheduling(config, log)
 
 
+# The longest module kept whole: README's commands, one session in order (about 3 minutes on one
+# worker). It starts first, while the other worker takes everything else.
+FIRST = "test_readme_commands.py"
+
+
 def pytest_collection_modifyitems(items):
-    """The slow tests (a training process, several seconds each) first, in their order, then the rest:
-    the workers of `make test` then finish together on short tests rather than one waiting on
+    """FIRST, then the slow tests (a training process, several seconds each), in their order, then the
+    rest: the workers of `make test` then finish together on short tests rather than one waiting on
     another's last long one. A module the scheduler keeps whole starts where its first test stands
     (`--no-loadscope-reorder`: xdist would otherwise put the modules with most tests first)."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    items.sort(key=lambda item: (item.path.name != FIRST, item.get_closest_marker("slow") is None))

@@ -5,6 +5,7 @@ list of those that cannot run on a test machine, each with why."""
 
 from __future__ import annotations
 
+import json
 import shlex
 
 import pytest
@@ -43,9 +44,46 @@ def in_running_order(commands: list[str]) -> list[str]:
 
 
 RUN = in_running_order([line for line in COMMANDS if line not in NOT_RUN])
-# What a line must print beyond succeeding, where README says what it shows.
-PRINTS = {
-    "make table4": ["| BRNet |", "| ODN (GM+LM+DM) |", "| ERT"],
+# What Lightning prints that does not apply to the suite's runs (training/quiet.py), and its table of
+# modules (the run's network line says the parameters and FLOPs).
+NOT_APPLICABLE = (
+    "Tip:",
+    "LeafSpec",
+    "TPU available",
+    "Be aware that when using `ckpt_path`",
+    "Trainable params",
+)
+
+
+def quiet(results) -> None:
+    """One summary table and the paths; nothing Lightning says that does not apply."""
+    output = results[-1].stdout + results[-1].stderr
+    assert not [text for text in NOT_APPLICABLE if text in output], output[-3000:]
+    assert "NME" in results[-1].stdout and "run directory: " in results[-1].stdout
+
+
+def reproduces_the_runs_test(project: Project, results) -> None:
+    """eval of the checkpoint train tested gives train's test numbers (the same smoke limits)."""
+    quiet(results)
+    trained = json.loads((project.trained() / "metrics.json").read_text())
+    evaluated = json.loads((project.runs("eval")[-1] / "metrics.json").read_text())
+    assert evaluated["test/common/nme"] == pytest.approx(trained["test/common/nme"], rel=1e-6)
+
+
+def prints(*texts: str):
+    def check(project: Project, results) -> None:
+        for text in texts:
+            assert text in results[-1].stdout, f"no {text!r} in\n{results[-1].stdout[-3000:]}"
+
+    return check
+
+
+# What a line must show beyond succeeding, where README says what it does.
+CHECKS = {
+    "make train": lambda project, results: quiet(results),
+    "python -m odn_lightning.eval ckpt_path=logs/train/runs/<run>/checkpoints/best-....ckpt": reproduces_the_runs_test,
+    "python -m odn_lightning.export ckpt_path=path/to/last.ckpt": prints("model: ", ".onnx", "max abs diff"),
+    "make table4": prints("| BRNet |", "| ODN (GM+LM+DM) |", "| ERT"),
 }
 
 
@@ -60,7 +98,9 @@ def test_every_readme_command_is_run_or_listed_with_why():
     assert all(reason.strip() for reason in NOT_RUN.values())
 
 
-@pytest.mark.parametrize("line", [line for line in NOT_RUN if line.startswith(("make ablation", "make mechanism"))])
+@pytest.mark.parametrize(
+    "line", [line for line in NOT_RUN if line.startswith(("make ablation", "make mechanism"))]
+)
 def test_make_lines_not_run_compose_as_they_would_run(line, tmp_path):
     """What make would run for a line left out: each entry point's config composes from the printed
     arguments (a sweep at its first value), with the smoke limits; the seeds are the ones README says."""
@@ -88,5 +128,5 @@ def test_readme_command_runs_as_written(project, line):
         f"{shlex.join(last.args) if isinstance(last.args, list) else last.args}\n{last.stdout[-2000:]}\n{last.stderr[-4000:]}"
     )
     assert not any("Traceback" in r.stderr for r in results)
-    for text in PRINTS.get(line, []):
-        assert text in last.stdout, f"{line}: no {text!r} in\n{last.stdout[-3000:]}"
+    if line in CHECKS:
+        CHECKS[line](project, results)

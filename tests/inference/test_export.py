@@ -34,7 +34,7 @@ from odn_lightning.inference.verification import verify_export
 from odn_lightning.models import ODN
 from odn_lightning.schemes import get_scheme
 
-from ..helpers.cli import run_cli, user_error_in_process
+from ..helpers.cli import user_error_in_process
 from ..helpers.configs import compose_config
 from ..helpers.folders import passing_folder
 
@@ -335,22 +335,16 @@ def error_line(result) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt, suffix, as_program", [("onnx", ".onnx", True), ("torchscript", ".pt", False)])
-def test_export_writes_model_and_metadata(trained_run, tmp_path, capsys, fmt, suffix, as_program):
-    """ONNX through the program as a user starts it; TorchScript in process (the same entry point)."""
+@pytest.mark.parametrize("fmt, suffix", [("onnx", ".onnx"), ("torchscript", ".pt")])
+def test_export_writes_model_and_metadata(trained_run, tmp_path, capsys, fmt, suffix):
+    """In process, the entry point's task (README's export lines run the program: test_readme_commands)."""
     from odn_lightning.export import export
 
     ckpt = trained_run / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
     out = tmp_path / "out"
-    arguments = [f"ckpt_path={ckpt}", f"format={fmt}"]
-    if as_program:
-        result = run_cli("odn_lightning.export", *arguments, f"hydra.run.dir={out}")
-        assert result.returncode == 0, result.stderr[-3000:]
-        stdout = result.stdout
-    else:
-        export(compose_config("export", arguments, out))
-        stdout = capsys.readouterr().out
+    export(compose_config("export", [f"ckpt_path={ckpt}", f"format={fmt}"], out))
+    stdout = capsys.readouterr().out
     model_file = out / f"odn{suffix}"
     assert model_file.is_file() and (out / f"odn{suffix}.json").is_file()
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]

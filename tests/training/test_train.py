@@ -86,46 +86,6 @@ def test_overfitting_a_few_batches_drives_the_loss_down(train_config):
 
 
 @pytest.mark.slow
-def test_cli_train_then_eval_reproduces(tmp_path, synthetic_root):
-    run = tmp_path / "cli"
-    common = [f"paths.log_dir={tmp_path}", *TINY]
-    result = run_cli(
-        "odn_lightning.train", f"hydra.run.dir={run}", f"data.root={synthetic_root}", *LIMITS, *common
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert_quiet(result)
-    trained = json.loads((run / "metrics.json").read_text())
-    result = run_cli(
-        "odn_lightning.eval",
-        f"ckpt_path={run}/checkpoints/last.ckpt",
-        f"hydra.run.dir={tmp_path / 'ev'}",
-        f"paths.log_dir={tmp_path}",
-        "trainer.enable_progress_bar=false",
-        "pictures=0",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert_quiet(result)
-    evaluated = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    assert evaluated["test/common/nme"] == pytest.approx(trained["test/common/nme"], rel=1e-6)
-
-
-# What Lightning prints that does not apply to the suite's runs (runs.NOT_APPLICABLE_*), and its table of
-# modules (the run's network line says the parameters and FLOPs).
-NOT_APPLICABLE = (
-    "Tip:",
-    "LeafSpec",
-    "TPU available",
-    "Be aware that when using `ckpt_path`",
-    "Trainable params",
-)
-
-
-def assert_quiet(result) -> None:
-    output = result.stdout + result.stderr
-    assert not [text for text in NOT_APPLICABLE if text in output], output[-3000:]
-    assert "NME" in result.stdout and "run directory: " in result.stdout  # the summary and the paths
-
-
 def test_unknown_group_option_lists_the_choices(tmp_path):
     result = run_cli("odn_lightning.train", "data=nope", f"paths.log_dir={tmp_path}")
     assert result.returncode != 0
