@@ -28,7 +28,7 @@ NOT_RUN = {
     "python -m odn_lightning.train --multirun hydra/launcher=slurm hydra.launcher.partition=gpu"
     " hydra.launcher.gpus_per_node=4 hydra.launcher.tasks_per_node=4 trainer=ddp trainer.devices=4"
     " experiment=ablation model=brnet,gm_dm,dm_lm,gm_lm,odn_no_l1,odn data=w300 data.root=/data/300W": (
-        "a SLURM cluster and 4 GPUs a job (tests/training/test_ddp.py composes the launcher's config)"
+        "a SLURM cluster and 4 GPUs a job (evaluation/test_experiments.py composes the launcher's config)"
     ),
 }
 SWEEP = "logs/train/multiruns/<date>_<time>"
