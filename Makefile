@@ -80,7 +80,7 @@ predict: install ## Landmarks on your photos, folder, video or camera: make pred
 	@test -n "$(INPUT)" || { echo "error: set INPUT=an image, a folder, a video or a camera index"; exit 2; }
 	$(PY) -m odn_lightning.predict ckpt_path=$(CKPT) input=$(INPUT) annotate=true $(ARGS)
 
-test: install ## Run the test suite on every core, the ten slowest listed (CPU only, about 6 minutes on 2 cores)
+test: install ## Run the test suite on every core, the ten slowest listed (CPU only, about 7 minutes on 2 cores, README's commands included)
 	$(PY) -m pytest -n auto --dist loadgroup --no-loadscope-reorder -q --durations=10 $(PYTEST_ARGS)
 
 lint: install ## Static checks (ruff)
