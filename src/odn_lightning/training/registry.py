@@ -12,17 +12,22 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..data.datamodule import LandmarkDataModule
-from ..models import ODN
+from ..models import ODN, HeatmapNet
 from .checkpoints import CheckpointError
+from .heatmap_objective import HeatmapObjective
 from .module import LandmarkModule
 from .objective import LandmarkObjective
 
-NETWORKS: dict[str, Callable[..., Any]] = {"odn_lightning.models.ODN": ODN}
+NETWORKS: dict[str, Callable[..., Any]] = {
+    "odn_lightning.models.ODN": ODN,
+    "odn_lightning.models.HeatmapNet": HeatmapNet,
+}
 # The second names are those checkpoints written before training/ was a room (the modules were
 # odn_lightning.losses and odn_lightning.module): their runs evaluate as they did.
 OBJECTIVES: dict[str, Callable[..., Any]] = {
     "odn_lightning.training.objective.LandmarkObjective": LandmarkObjective,
     "odn_lightning.losses.LandmarkObjective": LandmarkObjective,
+    "odn_lightning.training.heatmap_objective.HeatmapObjective": HeatmapObjective,
 }
 MODULES: dict[str, Callable[..., Any]] = {
     "odn_lightning.training.module.LandmarkModule": LandmarkModule,
