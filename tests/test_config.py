@@ -27,6 +27,7 @@ GROUPS = [
     "data",
     "model",
     "model/optimizer",
+    "model/scheduler",
     "trainer",
     "logger",
     "callbacks",

@@ -198,7 +198,8 @@ def test_mechanism_is_the_quickstart_with_a_finer_map():
 def test_group_table_defaults_callbacks_and_paths():
     cfg, rows = config("train"), table(RAW, "| group | options |")
     defaults = {row[0].strip("`"): re.findall(r"`(\w+)` \(default", row[1]) for row in rows}
-    choices = {g: [cfg.hydra.runtime.choices[g]] for g in ("data", "model", "model/optimizer", "logger")}
+    groups = ("data", "model", "model/optimizer", "model/scheduler", "logger")
+    choices = {g: [cfg.hydra.runtime.choices[g]] for g in groups}
     assert {g: o for g, o in defaults.items() if o} == choices
     callbacks = next(row[1] for row in rows if row[0] == "`callbacks`")
     count = {"four": 4, "five": 5, "six": 6}[stated(r"`default` \(all (\w+) below\)", callbacks)[0]]

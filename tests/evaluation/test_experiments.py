@@ -43,7 +43,52 @@ def paper_recipe_holds(cfg) -> None:
 def test_every_experiment_file_is_tested():
     found = {p.relative_to(CONF).with_suffix("").as_posix() for p in CONF.rglob("*.yaml")}
     found = {name for name in found if not Path(name).name.startswith("_")}
-    assert found == set(PAPER) | {"ablation", "mechanism", "quickstart"}
+    assert found == set(PAPER) | set(HRNET) | {"ablation", "mechanism", "quickstart"}
+
+
+# HRNet-Facial's published settings per dataset (experiments/<name>/face_alignment_<name>_hrnet_w18.yaml
+# at f776dbe): the data config reading its files, SIGMA and LR; every recipe 256 px crops, 64 x 64 maps,
+# Adam without decay, batch 16, 60 epochs, LR_STEP [30, 50] and LR_FACTOR 0.1, scale 0.25, rotation 30, flip.
+HRNET = {
+    "hrnet_300w": ("w300_hrnet", 1.0, 1e-4),
+    "hrnet_cofw": ("cofw", 1.5, 1e-4),
+    "hrnet_aflw": ("aflw_hrnet", 1.5, 2e-4),
+    "hrnet_wflw": ("wflw_hrnet", 1.5, 1e-4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HRNET))
+def test_hrnet_recipes_compose_with_hrnet_facials_settings(name, tmp_path):
+    cfg = compose_config("train", [f"experiment={name}"], tmp_path)
+    data, sigma, lr = HRNET[name]
+    assert cfg.data.name == data and cfg.model.net._target_ == "odn_lightning.models.HeatmapNet"
+    assert (cfg.model.net.backbone, cfg.model.net.pretrained, cfg.model.net.decode) == (
+        "hrnet_w18",
+        True,
+        "hrnet",
+    )
+    assert (cfg.model.objective.sigma, cfg.model.objective.sigma_at, cfg.model.objective.encoding) == (
+        sigma,
+        64,
+        "hrnet",
+    )
+    assert cfg.data.image_size == 256 and cfg.data.batch_size == 16 and cfg.trainer.max_epochs == 60
+    assert cfg.model.optimizer._target_ == "torch.optim.Adam" and cfg.model.optimizer.lr == lr
+    assert cfg.model.optimizer.weight_decay == 0.0
+    scheduler = cfg.model.scheduler
+    assert scheduler._target_ == "torch.optim.lr_scheduler.MultiStepLR" and set(scheduler) == {
+        "_target_",
+        "_partial_",
+        "milestones",
+        "gamma",
+    }
+    assert (list(scheduler.milestones), scheduler.gamma, cfg.model.scheduler_interval) == (
+        [30, 50],
+        0.1,
+        "epoch",
+    )
+    augmentation = cfg.data.augmentation
+    assert (augmentation.scale, augmentation.rotation, augmentation.flip) == (0.25, 30.0, True)
 
 
 @pytest.mark.parametrize("name", sorted(PAPER))

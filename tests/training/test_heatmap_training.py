@@ -61,3 +61,11 @@ def test_a_heatmap_run_trains_tests_and_evaluates_from_its_checkpoint(model, tra
         )
     )
     assert evaluated["test/common/nme"] == pytest.approx(stored["test/common/nme"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_hrnet_facials_adam_and_step_decay_train_per_epoch(train_config):
+    """The recipes' optimiser and schedule (model/optimizer=adam, model/scheduler=multi_step) step."""
+    overrides = ["model=hrnet_w18", "model/optimizer=adam", "model/scheduler=multi_step"]
+    metrics = train(train_config(*overrides, "model.scheduler_interval=epoch", *LIMITS))
+    assert metrics["test/common/nme"] > 0
