@@ -305,3 +305,14 @@ def test_paired_difference_is_face_by_face_with_a_bootstrap_interval(tmp_path):
     collect(sweep, ["brnet", "odn"])
     written = (sweep / "table4.md").read_text()
     assert "- common: -2.00 [" in written and "3 faces" in written
+
+
+def test_heatmap_runs_are_rows_named_as_networks_beside_the_papers(tmp_path):
+    sweep = tmp_path / "sweep"
+    for number, (variant, nme) in enumerate(
+        [("brnet", 0.06), ("hrnet_w18", 0.03), ("resnet18_heatmap", 0.04)]
+    ):
+        fake_job(sweep, number, variant, nme)
+    table, _ = collect(sweep, ["brnet", "hrnet_w18", "resnet18_heatmap"])
+    rows = [line.split(" | ")[0].lstrip("| ") for line in table.splitlines()[2:]]
+    assert rows == ["BRNet", "HRNetV2-W18 (heatmaps)", "ResNet-18 + deconv (heatmaps)"]

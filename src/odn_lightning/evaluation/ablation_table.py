@@ -44,6 +44,9 @@ TABLE4_ROWS = {
     "gm_lm": "+GM+LM",
     "odn_no_l1": "GM+LM+DM w/o L1",
     "odn": "ODN (GM+LM+DM)",
+    # The field's baseline beside the paper's rows (issue 28): heatmap regression.
+    "hrnet_w18": "HRNetV2-W18 (heatmaps)",
+    "resnet18_heatmap": "ResNet-18 + deconv (heatmaps)",
 }
 
 
