@@ -44,7 +44,11 @@ TABLE4_ROWS = {
     "gm_lm": "+GM+LM",
     "odn_no_l1": "GM+LM+DM w/o L1",
     "odn": "ODN (GM+LM+DM)",
-    # The field's baseline beside the paper's rows (issue 28): heatmap regression.
+}
+# Rows a sweep may hold beyond Table 4's, named where they appear (after its rows), never missing from
+# it: the field's baseline, heatmap regression (issue 28).
+ROW_LABELS = {
+    **TABLE4_ROWS,
     "hrnet_w18": "HRNetV2-W18 (heatmaps)",
     "resnet18_heatmap": "ResNet-18 + deconv (heatmaps)",
 }
@@ -171,7 +175,7 @@ def table_markdown(runs: Sequence[SweepRun], splits: Sequence[str], threshold: f
     header += ["params (M)", f"GFLOPs at {image_size} px" if image_size else "GFLOPs", "run"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for run in runs:
-        label = TABLE4_ROWS.get(run.variant, run.variant)
+        label = ROW_LABELS.get(run.variant, run.variant)
         if run.status != "done":
             where = f"`{run.run_dir}`" if run.run_dir else "no job in this sweep"
             cells = [run.status.upper()] * (3 * len(splits) + 2)
@@ -221,7 +225,7 @@ def occlusion_markdown(runs: Sequence[SweepRun], splits: Sequence[str], map_spli
         cells += [
             _cell(run, map_split, key, scale, digits) for key, (_, scale, digits) in OCCLUSION_NUMBERS.items()
         ]
-        lines.append("| " + " | ".join([TABLE4_ROWS.get(run.variant, run.variant), *cells]) + " |")
+        lines.append("| " + " | ".join([ROW_LABELS.get(run.variant, run.variant), *cells]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -262,7 +266,7 @@ def paired_lines(runs: Sequence[SweepRun], splits: Sequence[str], first: str = "
     if first not in rows or REFERENCE not in rows:
         return []
     a, b = rows[first], rows[REFERENCE]
-    label_a, label_b = TABLE4_ROWS.get(first, first), TABLE4_ROWS.get(REFERENCE, REFERENCE)
+    label_a, label_b = ROW_LABELS.get(first, first), ROW_LABELS.get(REFERENCE, REFERENCE)
     lines = [
         f"**{label_a} - {label_b}, face by face** (NME x 10^-2; each face's NME averaged over "
         f"{len(a.run_dirs)} and {len(b.run_dirs)} seeds; 95% bootstrap interval over faces; below 0: "
@@ -286,7 +290,7 @@ def collect(
     runs = read_sweep(sweep_dir, variants)
     splits = list(dict.fromkeys(s for run in runs if run.status == "done" for s in run.splits))
     table = table_markdown(runs, splits, threshold)
-    done = {TABLE4_ROWS.get(r.variant, r.variant): r.run_dir for r in runs if r.status == "done"}
+    done = {ROW_LABELS.get(r.variant, r.variant): r.run_dir for r in runs if r.status == "done"}
     with_predictions = {label: d for label, d in done.items() if (d / PREDICTIONS_FILE).is_file()}
     plots = [
         overlay_ced(
