@@ -227,7 +227,8 @@ def test_a_lower_limit_refuses_ordinary_images_up_front(tmp_path):
 @pytest.mark.slow
 def test_cli_train_stops_or_skips_on_an_image_that_fails_to_decode(tmp_path, synthetic_root):
     root = tmp_path / "data"
-    shutil.copytree(synthetic_root, root)
+    # Not its crop cache: other tests' runs may be writing it while this copies.
+    shutil.copytree(synthetic_root, root, ignore=shutil.ignore_patterns(".cache"))
     bad = truncated_jpeg(root / "train" / "train_00005.jpg")
     common = [
         *TINY,

@@ -57,7 +57,8 @@ def datasets(tmp_path, root, split, *overrides, **kwargs):
 def own_root(tmp_path, synthetic_root):
     """A copy of the synthetic data that a test may change."""
     root = tmp_path / "data"
-    shutil.copytree(synthetic_root, root)
+    # Not its crop cache: other tests' runs may be writing it while this copies.
+    shutil.copytree(synthetic_root, root, ignore=shutil.ignore_patterns(".cache"))
     return root
 
 
