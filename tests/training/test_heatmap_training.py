@@ -4,6 +4,7 @@ model=resnet18_heatmap trained, tested and evaluated from the checkpoint like an
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import torch
@@ -47,8 +48,11 @@ def test_heatmaps_at_a_quarter_of_the_crop_decode_into_its_frame(backbone, param
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["hrnet_w18", "resnet18_heatmap"])
-def test_a_heatmap_run_trains_tests_and_evaluates_from_its_checkpoint(model, train_config, tmp_path):
-    metrics = train(train_config(f"model={model}", *LIMITS))
+def test_a_heatmap_run_trains_tests_and_evaluates_from_its_checkpoint(model, train_config, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="lightning.pytorch.utilities.rank_zero"):
+        metrics = train(train_config(f"model={model}", *LIMITS))
+    # The run names its network as tables do.
+    assert ("network HRNetV2-W18: " if model == "hrnet_w18" else "network ResNet-18 + deconv") in caplog.text
     assert metrics["test/common/nme"] > 0
     stored_config = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")[RUN_CONFIG_KEY]
     assert stored_config["model"]["objective"]["_target_"].endswith("HeatmapObjective")

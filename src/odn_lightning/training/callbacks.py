@@ -26,6 +26,11 @@ class RunConfigInCheckpoint(L.Callback):
         checkpoint[RUN_CONFIG_KEY] = self.run_config
 
 
+def _network_name(net) -> str:
+    """The network as tables and reports name it (`variant`: ODN (GM+LM+DM), BRNet, HRNetV2-W18)."""
+    return str(getattr(net, "variant", type(net).__name__))
+
+
 class NetworkSummary(L.Callback):
     """Logs the parameter count and FLOPs per image of the network at the start of a run."""
 
@@ -42,7 +47,7 @@ class NetworkSummary(L.Callback):
         stats = describe_network(pl_module.net, self.image_size)
         self.stats = stats
         rank_zero_info(
-            f"network {type(pl_module.net).__name__}: {stats['params'] / 1e6:.2f} M parameters, "
+            f"network {_network_name(pl_module.net)}: {stats['params'] / 1e6:.2f} M parameters, "
             f"{stats['flops'] / 1e9:.2f} GFLOPs per {self.image_size}x{self.image_size} image"
         )
         for logger in trainer.loggers:
