@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ..models.heatmaps import gaussian_heatmaps, sigma_for, target_weights
-from .objective import visibility_supervision
+from .objective import add_visibility_supervision, with_loss
 
 ENCODINGS = ("unbiased", "hrnet")
 
@@ -64,13 +64,8 @@ class HeatmapObjective(nn.Module):
             weights = target_weights(target.float(), None if located is None else located.float())
         per_map = (heatmaps - wanted).square().mean(dim=(2, 3))  # (B, L)
         terms = {"heatmap_mse": (per_map * weights.to(per_map)).mean()}
-        logit = outputs.get("occlusion_logit")
-        if logit is not None and self.occlusion_weight and batch is not None:
-            supervision = visibility_supervision(logit, batch["visible"], batch["has_visibility"], located)
-            if supervision is not None:
-                terms["visibility_bce"] = self.occlusion_weight * supervision
-        loss = torch.stack(list(terms.values())).sum()
-        return {"loss": loss, **{name: value.detach() for name, value in terms.items()}}
+        add_visibility_supervision(terms, outputs, batch, located, self.occlusion_weight)
+        return with_loss(terms)
 
     def extra_repr(self) -> str:
         return f"sigma={self.sigma} at {self.sigma_at}, encoding={self.encoding}"

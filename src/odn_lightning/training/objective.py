@@ -124,6 +124,24 @@ def visibility_supervision(
     return F.binary_cross_entropy_with_logits(occlusion_logit[keep].float(), occluded)
 
 
+def add_visibility_supervision(
+    terms: dict[str, Tensor], outputs: Mapping[str, Tensor], batch: Mapping | None, located, weight: float
+) -> None:
+    """terms["visibility_bce"]: `weight` x `visibility_supervision` of the network's occlusion logits,
+    where it has a visibility head, the weight is not 0 and the batch has points with flags."""
+    logit = outputs.get("occlusion_logit")
+    if logit is not None and weight and batch is not None:
+        supervision = visibility_supervision(logit, batch["visible"], batch["has_visibility"], located)
+        if supervision is not None:
+            terms["visibility_bce"] = weight * supervision
+
+
+def with_loss(terms: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The objective's result: `loss`, the sum of the terms (with gradient), and each term detached."""
+    loss = torch.stack(list(terms.values())).sum()
+    return {"loss": loss, **{name: value.detach() for name, value in terms.items()}}
+
+
 def _spectral_norm_upper_bound(matrix: Tensor) -> Tensor:
     """min(||M||_F, sqrt(||M||_1 ||M||_inf)): both bound ||M||_2 from above; only cheap reductions."""
     frobenius = torch.linalg.matrix_norm(matrix)
@@ -322,14 +340,8 @@ class LandmarkObjective(nn.Module):
                 )
                 if supervision is not None:
                     terms["occlusion_bce"] = self.occlusion_weight * supervision
-        logit = outputs.get("occlusion_logit")
-        if logit is not None and self.occlusion_weight and batch is not None:
-            supervision = visibility_supervision(logit, batch["visible"], batch["has_visibility"], located)
-            if supervision is not None:
-                terms["visibility_bce"] = self.occlusion_weight * supervision
-
-        loss = torch.stack(list(terms.values())).sum()
-        return {"loss": loss, **{name: value.detach() for name, value in terms.items()}}
+        add_visibility_supervision(terms, outputs, batch, located, self.occlusion_weight)
+        return with_loss(terms)
 
     def _frobenius_terms(self, net: nn.Module) -> list[tuple[str, float, list[Tensor]]]:
         """The squared-Frobenius terms the network has: (name, eq.-3 weight, the tensors it penalises),
