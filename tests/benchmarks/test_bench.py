@@ -11,24 +11,7 @@ import torch
 from odn_lightning import bench, runs
 from odn_lightning.config_checks import ConfigError
 
-from ..helpers.configs import compose_config
-
-# One repeat of everything at 64 px, batch 2: the keys and ratios, not the speeds.
-TINY_BENCH = [
-    "image_size=64",
-    "batch_size=2",
-    "repeats=1",
-    "warmup=0",
-    "device=cpu",
-    "threads=1",  # the tests share the machine: no spinning thread pools
-    "train.rows=[brnet,odn]",
-    "nuclear.dims=[8,16]",
-    "data.faces=3",
-    "data.render_size=256",
-    "data.samples=3",
-    "inference.networks=[odn]",
-    "inference.batch_sizes=[1,2]",
-]
+from ..helpers.configs import TINY_BENCH, compose_config
 
 
 def _overrides(tmp_path, *extra: str) -> list[str]:

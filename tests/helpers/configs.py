@@ -51,3 +51,21 @@ def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> 
         cfg.hydra.job.num = 0
     HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+# `bench` at one repeat of everything at 64 px, batch 2: the keys and ratios, not the speeds.
+TINY_BENCH = [
+    "image_size=64",
+    "batch_size=2",
+    "repeats=1",
+    "warmup=0",
+    "device=cpu",
+    "threads=1",  # the tests share the machine: no spinning thread pools
+    "train.rows=[brnet,odn]",
+    "nuclear.dims=[8,16]",
+    "data.faces=3",
+    "data.render_size=256",
+    "data.samples=3",
+    "inference.networks=[odn]",
+    "inference.batch_sizes=[1,2]",
+]
