@@ -43,12 +43,20 @@ def test_bench_writes_every_section(tmp_path):
     assert set(bench.SECTIONS) <= result.keys()
 
     train = result["train"]
-    assert set(train["rows"]) == {"brnet", "odn"}
+    assert list(train["rows"]) == ["brnet", "odn", "resnet18_heatmap"]  # Table 4's, then the heatmap rows
     for row in train["rows"].values():
         assert _positive_finite(row["median_ms"]) and _positive_finite(row["images_per_s"])
         assert _positive_finite(row["ratio_to_baseline"]) and _positive_finite(row["max_rss_mib"])
+        assert _positive_finite(row["parameters"]) and _positive_finite(row["gflops"])
     assert train["rows"]["brnet"]["ratio_to_baseline"] == 1.0
     assert train["rows"]["odn"]["weight_penalty"] == "decoupled"  # the paper recipe's
+    heatmap = train["rows"]["resnet18_heatmap"]
+    # Its own recipe (HRNet-Facial's), not eq. 3's: no weight penalty, and the deconvolutions cost more
+    # than BRNet's head at the same crop.
+    assert heatmap["experiment"] == "_hrnet" and heatmap["weight_penalty"] is None
+    assert heatmap["variant"] == "ResNet-18 + deconv (SimpleBaseline)"
+    assert heatmap["gflops"] > train["rows"]["brnet"]["gflops"]
+    assert heatmap["parameters"] > train["rows"]["brnet"]["parameters"]
     terms = {"nuclear_M", "frobenius_M", "frobenius_conv", "frobenius_fc", "l1_P"}
     for mode in ("loss", "decoupled"):
         shares = train["term_shares"][mode]
@@ -94,6 +102,7 @@ def test_bench_writes_every_section(tmp_path):
     ):
         assert heading in text
     assert "| brnet | BRNet |" in text
+    assert "| resnet18_heatmap | ResNet-18 + deconv (SimpleBaseline) | _hrnet | - |" in text
 
 
 def test_a_section_switched_off_is_absent(tmp_path):
@@ -111,6 +120,8 @@ def test_a_section_switched_off_is_absent(tmp_path):
         ("sections=[train,speed]", "unknown section 'speed'"),
         ("device=tpu", "device=tpu"),
         ("train.rows=[brnet,odn_plus]", "unknown model config 'odn_plus'"),
+        ("train.heatmap_rows=[hrnet_w32]", "unknown model config 'hrnet_w32'"),
+        ("train.heatmap_experiment=hrnet", "train.heatmap_experiment=hrnet"),
         ("repeats=0", "repeats=0"),
         ("threads=0", "threads=0"),
     ],

@@ -62,6 +62,7 @@ TINY_BENCH = [
     "device=cpu",
     "threads=1",  # the tests share the machine: no spinning thread pools
     "train.rows=[brnet,odn]",
+    "train.heatmap_rows=[resnet18_heatmap]",
     "nuclear.dims=[8,16]",
     "data.faces=3",
     "data.render_size=256",

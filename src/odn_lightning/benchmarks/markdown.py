@@ -33,13 +33,17 @@ def markdown(result: dict[str, Any]) -> str:
         memory_key = next(k for k in next(iter(train["rows"].values())) if k.startswith(("peak", "max_rss")))
         parts += [
             "",
-            f"## Train step (forward, eq. 3, backward, optimiser step; experiment={train['experiment']})",
+            f"## Train step (forward, objective, backward, optimiser step; Table 4's rows under eq. 3 and "
+            f"experiment={train['experiment']}, heatmap rows under their recipe)",
             "",
             _table(
                 [
                     "row",
                     "network",
+                    "experiment",
                     "weight penalty",
+                    "params (M)",
+                    f"GFLOPs at {train['image_size']} px",
                     "ms/step",
                     f"x {train['baseline']}",
                     "images/s",
@@ -49,7 +53,10 @@ def markdown(result: dict[str, Any]) -> str:
                     [
                         row,
                         v["variant"],
+                        v.get("experiment", train["experiment"]),
                         v["weight_penalty"],
+                        round(v["parameters"] / 1e6, 2),
+                        v.get("gflops"),
                         v["median_ms"],
                         v["ratio_to_baseline"],
                         v["images_per_s"],

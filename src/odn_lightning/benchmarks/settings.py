@@ -74,6 +74,11 @@ def model_rows() -> list[str]:
     return sorted(p.stem for p in MODEL_DIR.glob("*.yaml") if not p.stem.startswith("_"))
 
 
+def experiment_configs() -> list[str]:
+    """The recipes (conf/experiment/<name>.yaml), the shared ones (`_paper`, `_hrnet`) included."""
+    return sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+
+
 def check_config(cfg: DictConfig) -> list[str]:
     """The sections to run; ConfigError (one line) for any value the benchmark cannot use."""
     sections = _names(cfg, "sections", SECTIONS, "sections")
@@ -87,6 +92,14 @@ def check_config(cfg: DictConfig) -> list[str]:
         if cfg.train.baseline not in chosen:
             raise ConfigError(f"train.baseline={cfg.train.baseline}: expected one of train.rows ({chosen})")
         check_values(cfg, [("train.weight_penalty", nullable(one_of(WEIGHT_PENALTIES)), "decoupled")])
+        if OmegaConf.select(cfg, "train.heatmap_rows"):
+            _names(cfg, "train.heatmap_rows", rows, "model configs")
+            recipe = OmegaConf.select(cfg, "train.heatmap_experiment")
+            if recipe is not None and recipe not in experiment_configs():
+                raise ConfigError(
+                    f"train.heatmap_experiment={recipe}: no conf/experiment/{recipe}.yaml; choose one of "
+                    f"{', '.join(experiment_configs())} or null"
+                )
     if "nuclear" in sections:
         _ints(cfg, "nuclear.dims")
         _names(cfg, "nuclear.methods", NUCLEAR_METHODS, "methods")

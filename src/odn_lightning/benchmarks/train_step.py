@@ -1,5 +1,6 @@
-"""The train step of a Table-4 row, as `train` composes it (network, eq.-3 objective, AdamW): the
-`train` section times it per row and the share of each eq.-3 term in ODN's step.
+"""The train step of a Table-4 row, as `train` composes it (network, eq.-3 objective, AdamW), and of
+the heatmap baselines under their own recipe (network, heatmap MSE, Adam): the `train` section times
+it per row, counts each network's parameters and FLOPs, and the share of each eq.-3 term in ODN's step.
 """
 
 from __future__ import annotations
@@ -12,19 +13,27 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import CONFIG_DIR
+from ..models.summary import describe_network
 from ..training.objective import WEIGHT_PENALTIES
 from .measurement import peak_memory, ratio, reset_peak, summary_ms, synchronizer, timings
 from .settings import TERM_WEIGHTS
 
+# `compose_row`'s recipe where none is named: the bench's `train.experiment` (Table 4's rows).
+TABLE4_RECIPE = "train.experiment"
 
-def compose_row(row: str, cfg: DictConfig, extra: Sequence[str] = ()) -> DictConfig:
-    """The train config of model `row` as `python -m odn_lightning.train model=<row> ...` composes it,
-    at the benchmark's crop and batch, never downloading weights."""
+
+def compose_row(
+    row: str, cfg: DictConfig, extra: Sequence[str] = (), experiment: str | None = TABLE4_RECIPE
+) -> DictConfig:
+    """The train config of model `row` as `python -m odn_lightning.train model=<row> experiment=...`
+    composes it (`experiment`: a recipe's name, None for the model config as it is; by default the
+    bench's `train.experiment`), at the benchmark's crop and batch, never downloading weights."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     overrides = [f"model={row}"]
-    experiment = OmegaConf.select(cfg, "train.experiment")
+    if experiment == TABLE4_RECIPE:
+        experiment = OmegaConf.select(cfg, TABLE4_RECIPE)
     if experiment:
         overrides.append(f"experiment={experiment}")
     overrides += [
@@ -58,7 +67,7 @@ def build_objective(row_cfg: DictConfig, **weights: float):
 
 def build_optimizer(row_cfg: DictConfig, net: torch.nn.Module, objective) -> torch.optim.Optimizer:
     """As `LandmarkModule.configure_optimizers`: the objective's parameter groups (decoupled decay)
-    or all parameters, into the configured optimiser (AdamW)."""
+    or all parameters, into the configured optimiser (AdamW; Adam for the heatmap recipe)."""
     factory = hydra.utils.instantiate(row_cfg.model.optimizer)
     groups = objective.parameter_groups(net)
     return factory(params=groups if groups is not None else net.parameters())
@@ -103,17 +112,25 @@ def bench_train(cfg: DictConfig, device: torch.device) -> dict[str, Any]:
     sync = synchronizer(device)
     penalty = cfg.train.weight_penalty
     extra = [f"model.objective.weight_penalty={penalty}"] if penalty else []
+    recipes = {row: (cfg.train.experiment, extra) for row in cfg.train.rows}
+    heatmap_recipe = (OmegaConf.select(cfg, "train.heatmap_experiment"), [])
+    recipes.update({row: heatmap_recipe for row in OmegaConf.select(cfg, "train.heatmap_rows") or []})
     rows: dict[str, Any] = {}
-    for row in cfg.train.rows:
-        row_cfg = compose_row(row, cfg, extra)
+    for row, (experiment, row_extra) in recipes.items():
+        row_cfg = compose_row(row, cfg, row_extra, experiment)
         reset_peak(device)
         net = _prepared_net(row_cfg, device, cfg.seed)
+        size = describe_network(net, cfg.image_size)
         step = TrainStep(row_cfg, net, build_objective(row_cfg), device, cfg.seed)
         times = summary_ms(timings(step, cfg.repeats, cfg.warmup, sync))
         rows[row] = {
             "variant": net.variant,
-            "parameters": sum(p.numel() for p in net.parameters()),
-            "weight_penalty": row_cfg.model.objective.weight_penalty,
+            "experiment": experiment,
+            "parameters": size["params"],
+            # Per image at the bench's crop: 2 per multiply-accumulate of convolutions and matrix
+            # products (models/summary.py), as `train` logs them.
+            "gflops": round(size["flops"] / 1e9, 4),
+            "weight_penalty": OmegaConf.select(row_cfg, "model.objective.weight_penalty"),
             **times,
             "images_per_s": round(cfg.batch_size / (times["median_ms"] / 1000), 2),
             **peak_memory(device),

@@ -67,5 +67,10 @@ class HeatmapObjective(nn.Module):
         add_visibility_supervision(terms, outputs, batch, located, self.occlusion_weight)
         return with_loss(terms)
 
+    def parameter_groups(self, net: nn.Module) -> None:
+        """None: no weight penalty of its own, so the optimiser takes every parameter in one group (its
+        own weight decay, if any), as for eq. 3's objective with weight_penalty=loss."""
+        return None
+
     def extra_repr(self) -> str:
         return f"sigma={self.sigma} at {self.sigma_at}, encoding={self.encoding}"
