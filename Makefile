@@ -29,6 +29,11 @@ ABLATION_ARGS_synthetic := data.image_size=128 data.batch_size=16 model.optimize
 ABLATION_ARGS ?= $(ABLATION_ARGS_$(DATA))
 # make mechanism: the networks of issue 13's measurement (conf/experiment/mechanism.yaml).
 MECHANISM_MODELS := brnet,brnet_conv_pool,odn
+# make heatmap: issue 28's measurement, the heatmap networks (conf/experiment/heatmap.yaml) beside the
+# coordinate regressors of make mechanism at the same recipe, face by face against BRNet. HRNetV2-W18
+# costs 3.5x ResNet-18's step at 128 px on a CPU: within the budget it sees 64 px crops.
+HEATMAP_MODELS := hrnet_w18,resnet18_heatmap
+HEATMAP_HRNET_CROP := 64
 # make ablation SEEDS=3: every network variant under seeds 0..SEEDS-1 (table4: mean ± std per cell).
 SEEDS ?= 1
 # make figure4 BENCHMARK=...: a checkout of the COFW-68 benchmark.
@@ -39,7 +44,7 @@ space := $(subst ,, )
 SEED_ARG = $(if $(filter 1,$(SEEDS)),,seed=$(shell seq -s, 0 $$(( $(SEEDS) - 1 ))))
 
 .PHONY: help install train eval test lint format data-synthetic data-check clean clean-all \
-	ablation mechanism table4 compare score figure4 predict export bench gpu-check reproduce-300w reproduce-cofw reproduce-aflw
+	ablation mechanism heatmap table4 compare score figure4 predict export bench gpu-check reproduce-300w reproduce-cofw reproduce-aflw
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -108,6 +113,19 @@ mechanism: install ## Issue 13: ERT, BRNet, the readout control and ODN at exper
 	$(PY) -m odn_lightning.ert data=synthetic hydra.run.dir=$(SWEEP_DIR)/ert
 	$(PY) -m odn_lightning.table4 sweep_dir=$(SWEEP_DIR) "variants=[ert,$(MECHANISM_MODELS)]"
 mechanism: SEEDS = 3
+
+heatmap: install ## Issue 28: HRNetV2-W18 and ResNet-18 + deconv (experiment=heatmap) beside BRNet and ODN (experiment=mechanism) and ERT, SEEDS seeds (default 3), one sweep, collected into table4.md [ARGS=settings both recipes take]
+	$(PY) -m odn_lightning.data_check data=synthetic
+	$(PY) -m odn_lightning.train --multirun experiment=heatmap model=resnet18_heatmap \
+		hydra.sweep.dir=$(SWEEP_DIR) $(SEED_ARG) $(ARGS)
+	$(PY) -m odn_lightning.train --multirun experiment=heatmap model=hrnet_w18 \
+		data.image_size=$(HEATMAP_HRNET_CROP) hydra.sweep.dir=$(SWEEP_DIR) $(SEED_ARG) $(ARGS)
+	$(PY) -m odn_lightning.train --multirun experiment=mechanism model=brnet,odn \
+		hydra.sweep.dir=$(SWEEP_DIR) $(SEED_ARG) $(ARGS)
+	$(PY) -m odn_lightning.ert data=synthetic hydra.run.dir=$(SWEEP_DIR)/ert
+	$(PY) -m odn_lightning.table4 sweep_dir=$(SWEEP_DIR) "variants=[ert,brnet,odn,$(HEATMAP_MODELS)]" \
+		"paired=[odn,$(HEATMAP_MODELS)]"
+heatmap: SEEDS = 3
 
 table4: install ## Collect the newest ablation sweep into Table 4 (Markdown + overlaid CEDs) [SWEEP=dir]
 	$(PY) -m odn_lightning.table4 $(if $(SWEEP),sweep_dir=$(SWEEP))

@@ -19,7 +19,7 @@ from .runs import run_reporting_user_errors
 def main_task(cfg: DictConfig) -> str:
     sweep_dir = Path(cfg.sweep_dir) if cfg.sweep_dir else latest_sweep(cfg.paths.log_dir)
     variants = None if cfg.variants is None else list(cfg.variants)
-    table, plots = collect(sweep_dir, variants, cfg.threshold)
+    table, plots = collect(sweep_dir, variants, cfg.threshold, list(cfg.paired))
     print(table)
     print(f"written: {sweep_dir / 'table4.md'}" + "".join(f", {p}" for p in plots))
     return table

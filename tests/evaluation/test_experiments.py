@@ -43,7 +43,7 @@ def paper_recipe_holds(cfg) -> None:
 def test_every_experiment_file_is_tested():
     found = {p.relative_to(CONF).with_suffix("").as_posix() for p in CONF.rglob("*.yaml")}
     found = {name for name in found if not Path(name).name.startswith("_")}
-    assert found == set(PAPER) | set(HRNET) | {"ablation", "mechanism", "quickstart"}
+    assert found == set(PAPER) | set(HRNET) | {"ablation", "heatmap", "mechanism", "quickstart"}
 
 
 # HRNet-Facial's published settings per dataset (experiments/<name>/face_alignment_<name>_hrnet_w18.yaml
@@ -114,6 +114,31 @@ def test_mechanism_experiment_is_the_quickstart_with_finer_maps_named_by_its_mod
         assert OmegaConf.select(cfg, key) == OmegaConf.select(quickstart, key), key
     assert cfg.run_name == variant and cfg.group == "mechanism-synthetic"
     assert cfg.tags[:3] == ["mechanism", "synthetic", variant]
+
+
+@pytest.mark.parametrize("variant, backbone", [(None, "hrnet_w18"), ("resnet18_heatmap", "resnet18")])
+def test_heatmap_experiment_is_the_quickstart_for_heatmap_networks(variant, backbone, tmp_path):
+    # experiment=heatmap (make heatmap) trains the heatmap networks at mechanism's recipe, so that its
+    # rows are read beside that experiment's BRNet, ODN and ERT: HRNetV2-W18 unless model= says otherwise.
+    chosen = [f"model={variant}"] if variant else []
+    quickstart = compose_config("train", ["experiment=quickstart", "model=brnet"], tmp_path)
+    cfg = compose_config("train", ["experiment=heatmap", *chosen], tmp_path)
+    assert cfg.model.net._target_ == "odn_lightning.models.HeatmapNet" and cfg.model.net.backbone == backbone
+    assert (cfg.model.net.pretrained, cfg.model.net.decode, cfg.model.objective.encoding) == (
+        False,
+        "dark",
+        "unbiased",
+    )
+    assert (cfg.model.objective.sigma, cfg.model.objective.sigma_at) == (2.0, 32)
+    for key in ("data.image_size", "data.batch_size", "data.augmentation", "model.optimizer", "trainer"):
+        assert OmegaConf.select(cfg, key) == OmegaConf.select(quickstart, key), key
+    assert cfg.model.scheduler == quickstart.model.scheduler
+    name = variant or "hrnet_w18"
+    assert (
+        cfg.run_name == name
+        and cfg.group == "heatmap-synthetic"
+        and cfg.tags == ["heatmap", "synthetic", name]
+    )
 
 
 @pytest.mark.parametrize("variant", sorted(TABLE4))
@@ -316,3 +341,20 @@ def test_heatmap_runs_are_rows_named_as_networks_beside_the_papers(tmp_path):
     table, _ = collect(sweep, None)  # the sweep's own rows: Table 4's found, then the others
     rows = [line.split(" | ")[0].lstrip("| ") for line in table.splitlines()[2:]]
     assert rows == ["BRNet", "HRNetV2-W18 (heatmaps)", "ResNet-18 + deconv (heatmaps)"]
+    assert "| GFLOPs at 128 px |" in table and "| 0.60 |" in table
+    # Crops of different sizes in one table (make heatmap's HRNet at 64 px): each row's cost says its own.
+    metrics_file = sweep / "1" / "metrics.json"
+    metrics_file.write_text(
+        json.dumps(json.loads(metrics_file.read_text()) | {"model/flops": 0.15e9, "model/image_size": 64})
+    )
+    table, _ = collect(sweep, None)
+    assert "| GFLOPs |" in table and "| 0.15 at 64 px |" in table and "| 0.60 at 128 px |" in table
+    # Face by face against BRNet: ODN's line by default; any row named in `paired` (make heatmap's).
+    written = (sweep / "table4.md").read_text()
+    assert "face by face" not in written  # no ODN row here, and no other row asked for
+    collect(sweep, None, paired=["hrnet_w18", "resnet18_heatmap", "odn"])
+    written = (sweep / "table4.md").read_text()
+    assert "**HRNetV2-W18 (heatmaps) - BRNet, face by face**" in written
+    assert "**ResNet-18 + deconv (heatmaps) - BRNet, face by face**" in written
+    assert "- common: -3.00 [" in written and "- common: -2.00 [" in written  # 0.03 - 0.06, 0.04 - 0.06
+    assert "ODN (GM+LM+DM) - BRNet" not in written  # asked for but absent: no line

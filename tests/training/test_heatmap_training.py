@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -18,6 +20,8 @@ from odn_lightning.training.checkpoints import load_checkpoint
 from odn_lightning.training.heatmap_objective import HeatmapObjective
 
 from ..helpers.configs import LIMITS, compose_config
+
+PHOTOS = Path(__file__).resolve().parents[1] / "assets" / "photos"
 
 
 def test_the_objective_is_zero_at_the_targets_and_ignores_points_without_one():
@@ -48,7 +52,9 @@ def test_heatmaps_at_a_quarter_of_the_crop_decode_into_its_frame(backbone, param
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["hrnet_w18", "resnet18_heatmap"])
-def test_a_heatmap_run_trains_tests_and_evaluates_from_its_checkpoint(model, train_config, tmp_path, caplog):
+def test_a_heatmap_run_trains_tests_and_evaluates_from_its_checkpoint(
+    model, train_config, tmp_path, caplog, capsys
+):
     with caplog.at_level(logging.INFO, logger="lightning.pytorch.utilities.rank_zero"):
         metrics = train(train_config(f"model={model}", *LIMITS))
     # The run names its network as tables do.
@@ -65,6 +71,43 @@ def test_a_heatmap_run_trains_tests_and_evaluates_from_its_checkpoint(model, tra
         )
     )
     assert evaluated["test/common/nme"] == pytest.approx(stored["test/common/nme"], rel=1e-5)
+    if model == "resnet18_heatmap":  # the rest of a run's life, once: its network does not matter there
+        run_is_exported_predicted_and_compared(tmp_path, stored, capsys)
+
+
+def run_is_exported_predicted_and_compared(tmp_path, stored, capsys) -> None:
+    """Export (ONNX, verified against eager), predict on a real photo, compare: as for ODN's runs."""
+    from odn_lightning.compare import main_task as compare
+    from odn_lightning.export import export
+    from odn_lightning.inference.runtimes import OnnxRuntime
+    from odn_lightning.predict import predict
+
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    export(compose_config("export", [f"ckpt_path={checkpoint}"], tmp_path / "export"))
+    printed = capsys.readouterr().out
+    assert "max abs diff" in printed and "ResNet-18 + deconv" in printed
+    (model_file,) = (tmp_path / "export").glob("*.onnx")
+    crops = torch.rand(2, 3, 64, 64).numpy()
+    assert OnnxRuntime(model_file)(crops).landmarks.shape == (2, 68, 2)
+
+    photo = PHOTOS / "einstein.jpg"
+    predict(
+        compose_config(
+            "predict",
+            ["progress=false", f"ckpt_path={checkpoint}", f"input={photo}", "detector=hog"],
+            tmp_path / "predict",
+        )
+    )
+    (face,) = json.loads((tmp_path / "predict" / "landmarks.json").read_text())["faces"]
+    points = np.asarray(face["landmarks"])
+    x0, y0, x1, y1 = face["detector_box"]
+    side = max(x1 - x0, y1 - y0)
+    # Mapped back through the crop's inverse into the photo, around the face the detector found.
+    assert points.shape == (68, 2) and np.isfinite(points).all()
+    assert np.abs(points - [(x0 + x1) / 2, (y0 + y1) / 2]).max() < 2 * side
+
+    text = compare(compose_config("compare", [f"runs=[{tmp_path / 'run'}]"], tmp_path / "compare"))
+    assert f"{stored['test/common/nme'] * 100:.2f}" in text
 
 
 @pytest.mark.slow

@@ -185,7 +185,11 @@ def table_markdown(runs: Sequence[SweepRun], splits: Sequence[str], threshold: f
         cells = [_cell(run, s, "nme", 100, 2, reference) for s in splits]
         cells += [_cell(run, s, f"auc_{suffix}", 1, 4, reference) for s in splits]
         cells += [_cell(run, s, f"fr_{suffix}", 100, 2, reference) for s in splits]
-        cells += [_size(run, "model/params", 1e-6, 2), _size(run, "model/flops", 1e-9, 2)]
+        flops = _size(run, "model/flops", 1e-9, 2)
+        crop = run.metrics.get("model/image_size")
+        if image_size is None and crop is not None and flops != "-":
+            flops += f" at {int(crop)} px"  # the rows' crops differ: each cost says its own
+        cells += [_size(run, "model/params", 1e-6, 2), flops]
         where = f"`{run.run_dir.name}`"
         if len(run.replicas) > 1 or run.jobs > 1:
             where = f"{len(run.replicas)} of {run.jobs} seeds: " + ", ".join(
@@ -282,10 +286,14 @@ def paired_lines(runs: Sequence[SweepRun], splits: Sequence[str], first: str = "
 
 
 def collect(
-    sweep_dir: str | Path, variants: Sequence[str] | None = tuple(TABLE4_ROWS), threshold: float = 0.10
+    sweep_dir: str | Path,
+    variants: Sequence[str] | None = tuple(TABLE4_ROWS),
+    threshold: float = 0.10,
+    paired: Sequence[str] = ("odn",),
 ) -> tuple[str, list[Path]]:
     """Writes table4.md and the overlaid CED plots into the sweep; returns the table and the plots.
-    `variants`: the rows wanted (see read_sweep; None: those the sweep holds)."""
+    `variants`: the rows wanted (see read_sweep; None: those the sweep holds); `paired`: the rows
+    compared with BRNet face by face (those the sweep has done)."""
     sweep_dir = Path(sweep_dir)
     runs = read_sweep(sweep_dir, variants)
     splits = list(dict.fromkeys(s for run in runs if run.status == "done" for s in run.splits))
@@ -319,7 +327,7 @@ def collect(
         "counts the right way round).",
         "",
         occlusion_markdown(runs, splits, "full" if "full" in splits else splits[-1]) if splits else "",
-        *paired_lines(runs, splits),
+        *(line for first in paired for line in paired_lines(runs, splits, first)),
     ]
     text += [f"![{p.name}]({p.name})" for p in plots]
     atomic_write_text(sweep_dir / "table4.md", "\n".join(text) + "\n")
