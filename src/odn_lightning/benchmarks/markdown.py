@@ -53,10 +53,10 @@ def markdown(result: dict[str, Any]) -> str:
                     [
                         row,
                         v["variant"],
-                        v.get("experiment", train["experiment"]),
+                        v["experiment"],
                         v["weight_penalty"],
                         round(v["parameters"] / 1e6, 2),
-                        v.get("gflops"),
+                        v["gflops"],
                         v["median_ms"],
                         v["ratio_to_baseline"],
                         v["images_per_s"],

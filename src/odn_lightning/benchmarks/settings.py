@@ -36,7 +36,6 @@ SETTINGS = (
     ("warmup", non_negative_int, "3"),
     ("threads", nullable(positive_int), "8"),
 )
-MODEL_DIR = Path(CONFIG_DIR) / "model"
 # Eq. 3's regularisers: the name `LandmarkObjective` reports each under, and its weight's attribute.
 TERM_WEIGHTS = {
     "nuclear_M": "beta",
@@ -69,14 +68,14 @@ def _ints(cfg: DictConfig, key: str) -> list[int]:
     return values
 
 
+def _config_names(group: str, shared: bool) -> list[str]:
+    """The configs of conf/<group>/; `shared`: with the parts named `_...` (`_paper`, `_hrnet`) too."""
+    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml") if shared or p.stem[0] != "_")
+
+
 def model_rows() -> list[str]:
     """The model configs (conf/model/<row>.yaml): the Table-4 rows and any others."""
-    return sorted(p.stem for p in MODEL_DIR.glob("*.yaml") if not p.stem.startswith("_"))
-
-
-def experiment_configs() -> list[str]:
-    """The recipes (conf/experiment/<name>.yaml), the shared ones (`_paper`, `_hrnet`) included."""
-    return sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+    return _config_names("model", shared=False)
 
 
 def check_config(cfg: DictConfig) -> list[str]:
@@ -94,11 +93,14 @@ def check_config(cfg: DictConfig) -> list[str]:
         check_values(cfg, [("train.weight_penalty", nullable(one_of(WEIGHT_PENALTIES)), "decoupled")])
         if OmegaConf.select(cfg, "train.heatmap_rows"):
             _names(cfg, "train.heatmap_rows", rows, "model configs")
-            recipe = OmegaConf.select(cfg, "train.heatmap_experiment")
-            if recipe is not None and recipe not in experiment_configs():
+            recipe, recipes = (
+                OmegaConf.select(cfg, "train.heatmap_experiment"),
+                _config_names("experiment", True),
+            )
+            if recipe is not None and recipe not in recipes:
                 raise ConfigError(
                     f"train.heatmap_experiment={recipe}: no conf/experiment/{recipe}.yaml; choose one of "
-                    f"{', '.join(experiment_configs())} or null"
+                    f"{', '.join(recipes)} or null"
                 )
     if "nuclear" in sections:
         _ints(cfg, "nuclear.dims")
